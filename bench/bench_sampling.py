@@ -1,0 +1,77 @@
+"""Time to draw 100 answers to one chat-formatted prompt with the HF sampler, SmolLM2-135M-Instruct.
+
+Prompt: the paper's Gaussian(mu=3.5, sigma=3) prompt through SmolLM2's chat template; 32 new tokens,
+temperature 1, top-p 1, no top-k; fp32 on CPU with 2 torch threads; batch sizes 16 and 64.
+Reference point (measurements.md): the paper's HF code takes about 33 s for 100 samples at batch 16
+on this kind of machine (it runs generate() with use_cache=False).
+
+The script also checks on the real model that both batch sizes give the same texts for the same
+seeds, and reports the valid rate of the answers. Times are medians over repeats. The model is
+de-quantized once into resources/models/ (about 30 s) if no one has done so yet.
+
+    .venv/bin/python bench/bench_sampling.py [--repeats 3] [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from cft.evaluation.parsing import parse_sample
+from cft.evaluation.sampling import HFSampler, SamplingParams
+from cft.models import format_prompt, load_model, load_tokenizer, resolve_model_dir
+from cft.prompts import PromptSpec
+
+PAPER_SECONDS_BATCH_16 = 33.0
+BATCH_SIZES = (16, 64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--cache-dir", default="resources/models")
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", args.cache_dir)
+    model = load_model(model_dir, dtype="float32", device="cpu")
+    tokenizer = load_tokenizer(model_dir)
+    spec = PromptSpec.from_params("gaussian", {"mu": 3.5, "sigma": 3.0})
+    prompt = format_prompt(tokenizer, spec.prompt)
+    params = SamplingParams(num_samples=args.samples, max_new_tokens=32, temperature=1.0, top_p=1.0,
+                            top_k=0, seed=11)
+
+    results: dict[str, object] = {"samples": args.samples, "repeats": args.repeats, "threads": 2}
+    texts_by_batch = {}
+    for batch_size in BATCH_SIZES:
+        sampler = HFSampler(model, tokenizer, batch_size=batch_size)
+        seconds = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            texts = sampler.sample(prompt, params, prompt_index=0)
+            seconds.append(time.perf_counter() - start)
+        texts_by_batch[batch_size] = texts
+        results[f"batch_{batch_size}_seconds_median"] = round(statistics.median(seconds), 2)
+        results[f"batch_{batch_size}_seconds_all"] = [round(s, 2) for s in seconds]
+
+    family = spec.family
+    parsed = [parse_sample(text, family.support(spec.param_dict), family.integer_only)
+              for text in texts_by_batch[BATCH_SIZES[0]]]
+    results["same_texts_at_both_batch_sizes"] = sum(
+        a == b for a, b in zip(texts_by_batch[16], texts_by_batch[64])
+    )
+    results["valid_rate"] = sum(p.is_valid for p in parsed) / len(parsed)
+    results["speedup_vs_paper_batch_16"] = round(
+        PAPER_SECONDS_BATCH_16 * args.samples / 100 / results["batch_16_seconds_median"], 1
+    )
+    results["example_texts"] = texts_by_batch[BATCH_SIZES[0]][:5]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

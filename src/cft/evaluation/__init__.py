@@ -1,0 +1,1 @@
+"""Evaluation: strict parsing of sampled answers, sampling backends, metrics and aggregation."""

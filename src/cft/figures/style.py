@@ -1,0 +1,36 @@
+"""Shared figure style and a deterministic save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from cft.io import atomic_path  # noqa: E402
+
+METHOD_COLORS = {"base": "#7f7f7f", "soft": "#1f77b4", "hard": "#d62728"}
+
+plt.rcParams.update({
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+    "svg.hashsalt": "cft",
+})
+
+
+def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -> None:
+    """Save without creation dates or software stamps, atomically."""
+    with atomic_path(pdf_path) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None, "Producer": None,
+                                                 "Creator": None})
+    if png_path is not None:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)

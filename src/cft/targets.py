@@ -1,0 +1,206 @@
+"""Discretized output spaces: the finite set of canonical strings a model is trained to emit.
+
+The construction is the paper's (reference: structured-sampling.md section 4), reproduced value for
+value so that the same seed draws the same atom as the paper's code:
+
+* discrete families keep consecutive integers, printed with ``str(int)``;
+* continuous families keep a grid of multiples of ``10**-decimals`` between two quantiles,
+  subsampled to ``max_bins`` centers, each center owning the probability of its Voronoi cell,
+  printed with ``f"{x:.{decimals}f}"``.
+
+Everything is vectorized: one ``ppf`` call and one ``cdf`` call per continuous prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class OutputSpace:
+    """A finite target distribution over canonical strings.
+
+    ``values[i]`` is printed exactly as a model should write it; ``probs[i]`` is its mass.
+    ``decimals`` is the number of printed decimals (0 for integer families, whose strings ignore the
+    configured value). ``lower``/``upper`` are the family's true support bounds (None = infinite), not
+    the quantile window that was discretized.
+    """
+
+    values: list[str]
+    probs: np.ndarray
+    integer_only: bool
+    decimals: int
+    lower: float | None
+    upper: float | None
+
+
+def build_output_space(
+    dist: Any,
+    support: tuple[float | None, float | None],
+    integer_only: bool,
+    *,
+    decimals: int = 5,
+    max_bins: int = 1001,
+    quantile_low: float = 0.001,
+    quantile_high: float = 0.999,
+) -> OutputSpace:
+    """Discretize a frozen scipy distribution the way the paper does.
+
+    ``support`` is the family's true support ``(lower, upper)`` with None for an infinite side.
+    """
+    lower, upper = support
+    if integer_only:
+        values, probs = _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high)
+        printed_decimals = 0
+    else:
+        values, probs = _continuous_atoms(
+            dist, lower, upper, decimals, max_bins, quantile_low, quantile_high
+        )
+        printed_decimals = decimals
+    return OutputSpace(
+        values=values,
+        probs=probs,
+        integer_only=integer_only,
+        decimals=printed_decimals,
+        lower=None if lower is None else float(lower),
+        upper=None if upper is None else float(upper),
+    )
+
+
+def output_space_for(
+    spec: Any,
+    *,
+    decimals: int = 5,
+    max_bins: int = 1001,
+    quantile_low: float = 0.001,
+    quantile_high: float = 0.999,
+) -> OutputSpace:
+    """The output space of one ``cft.prompts.PromptSpec``."""
+    family = spec.family
+    params = spec.param_dict
+    return build_output_space(
+        family.distribution(params),
+        family.support(params),
+        family.integer_only,
+        decimals=decimals,
+        max_bins=max_bins,
+        quantile_low=quantile_low,
+        quantile_high=quantile_high,
+    )
+
+
+def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
+    # An infinite side is cut at a quantile; a finite side keeps the whole support, however small
+    # the mass of its extreme values.
+    if lower is None:
+        start = float(dist.ppf(quantile_low))
+        first = math.floor(start) if np.isfinite(start) else (-max_bins) // 2
+    else:
+        first = math.floor(lower)
+    if upper is None:
+        end = float(dist.ppf(quantile_high))
+        last = math.ceil(end) if np.isfinite(end) else max_bins // 2
+    else:
+        last = math.ceil(upper)
+    if first > last:
+        first, last = last, first
+
+    support_values = np.arange(first, last + 1, dtype=np.int64)[:max_bins]
+    probs = np.asarray(dist.pmf(support_values), dtype=np.float64)
+    # The upper tail beyond the cut is folded into the last value. The paper never folds the lower
+    # tail (only Skellam has one); renormalization spreads that missing mass over all values.
+    if upper is None:
+        probs[-1] += max(0.0, 1.0 - float(dist.cdf(float(support_values[-1]))))
+    probs = _normalize(probs)
+    return [str(v) for v in support_values.tolist()], probs
+
+
+def _continuous_atoms(dist, lower, upper, decimals, max_bins, quantile_low, quantile_high):
+    # Bounded families are quantile-trimmed too, then clipped into their true support.
+    window_low, window_high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
+    if lower is not None:
+        window_low = max(window_low, float(lower))
+    if upper is not None:
+        window_high = min(window_high, float(upper))
+    if not np.isfinite(window_low) or not np.isfinite(window_high) or window_low >= window_high:
+        window_low, window_high = -10.0, 10.0
+
+    centers = _grid_centers(window_low, window_high, decimals, max_bins)
+    # Voronoi cells: each center owns the interval between the midpoints to its neighbours; the
+    # outermost cells end at the window edges.
+    boundaries = np.concatenate(([window_low], (centers[:-1] + centers[1:]) / 2.0, [window_high]))
+    cdf = np.asarray(dist.cdf(boundaries), dtype=np.float64)
+    probs = np.diff(cdf)
+    # Both tails outside the window are added to the edge atoms ("clip_to_edge_bin").
+    probs[0] += max(0.0, float(cdf[0]))
+    probs[-1] += max(0.0, 1.0 - float(cdf[-1]))
+    probs = _normalize(probs)
+
+    values = [f"{x:.{decimals}f}" for x in centers.tolist()]
+    return _merge_adjacent_duplicates(values, probs)
+
+
+def _grid_centers(window_low: float, window_high: float, decimals: int, max_bins: int) -> np.ndarray:
+    """Multiples of 10**-decimals inside the window, subsampled to at most max_bins (both ends kept).
+
+    The multiples are enumerated as integers k and only then scaled, so no step accumulates error.
+    """
+    step = 10.0**-decimals
+    k_first = math.ceil(window_low / step)
+    k_last = math.floor(window_high / step)
+    if k_first > k_last:
+        # The window holds no grid point: a single atom at its rounded midpoint.
+        return np.array([round((window_low + window_high) / 2.0, decimals)])
+    count = k_last - k_first + 1
+    if count > max_bins:
+        # Pick the subsample's offsets directly: the full grid can hold billions of points.
+        offsets = np.linspace(0, count - 1, num=max_bins).astype(np.int64)
+    else:
+        offsets = np.arange(count, dtype=np.int64)
+    return (k_first + offsets).astype(np.float64) * step
+
+
+def _merge_adjacent_duplicates(values: list[str], probs: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Sum the masses of neighbouring atoms that print identically, then renormalize.
+
+    Distinct integer multiples never collide, so this only guards the contract that strings are
+    unique; the final renormalization is kept because the paper applies it unconditionally.
+    """
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = [a != b for a, b in zip(values[:-1], values[1:])]
+    if not keep.all():
+        starts = np.flatnonzero(keep)
+        probs = np.add.reduceat(probs, starts)
+        values = [values[i] for i in starts.tolist()]
+    return values, _normalize(probs)
+
+
+def _normalize(probs: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probs, 0.0, None)
+    total = float(clipped.sum())
+    if not np.isfinite(total) or total <= 0.0:
+        raise ValueError(f"target masses are not a distribution (total mass {total})")
+    return clipped / total
+
+
+def sample_index(probs: np.ndarray, seed: int) -> int:
+    """The paper's draw of one atom: the same seed picks the same atom as its code."""
+    return int(np.random.default_rng(int(seed)).choice(len(probs), p=probs))
+
+
+def sample_indices(probs: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    """``[sample_index(probs, s) for s in seeds]``, sharing one cumulative sum.
+
+    ``Generator.choice(n, p=p)`` draws one uniform from the generator and inverts the normalized
+    cumulative sum of ``p`` with ``searchsorted(side="right")``; doing that here gives identical
+    indices without validating and summing ``p`` once per seed.
+    """
+    cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
+    cdf /= cdf[-1]
+    uniforms = np.array([np.random.default_rng(int(seed)).random() for seed in seeds])
+    return np.searchsorted(cdf, uniforms, side="right").astype(np.int64)

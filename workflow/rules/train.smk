@@ -1,0 +1,27 @@
+# LoRA calibration fine-tuning: one job per (model, method).
+# Checkpoints live in results/checkpoints/, outside the rule's outputs, so that a killed job's
+# progress survives Snakemake's removal of incomplete outputs and the rerun resumes from it.
+
+
+rule train_adapter:
+    input:
+        model="results/models/{model}.json",
+        prompts="results/datasets/train_subset.jsonl",
+    output:
+        adapter=directory("results/adapters/{model}/{method}/adapter"),
+        log_csv="results/adapters/{model}/{method}/train_log.csv",
+        record="results/adapters/{model}/{method}/train_config.json",
+    log:
+        "logs/train_adapter/{model}_{method}.log",
+    benchmark:
+        "benchmarks/train_adapter/{model}_{method}.tsv"
+    threads: max(workflow.cores, 1)
+    resources:
+        mem_mb=lambda wc: model_memory_mb(wc.model, training=True),
+        runtime=lambda wc: train_runtime_min(wc.model),
+        gpu=lambda wc: gpus_for(wc.model),
+    params:
+        settings=lambda wc: train_settings(config, wc.model, wc.method),
+        checkpoint_dir=lambda wc: f"results/checkpoints/{wc.model}/{wc.method}",
+    script:
+        "../scripts/train_adapter.py"
