@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/fidelity.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -5,7 +5,8 @@ output spaces and character-level tries of the train split in about 135 s and 2.
 6.6 M trie nodes); at 16384 bins it needs about 24 minutes and 35 GB.
 
 Each phase runs in a fresh process so that its peak memory is its own; the peak is the growth of the
-process's maximum resident set over what the imports already hold. Times are medians over repeats.
+process's maximum resident set over what the imports already hold. Times are medians over repeats;
+the CPU time beside the wall time is less sensitive to other jobs on a shared machine.
 
     .venv/bin/python bench/bench_targets.py [--repeats 3] [--no-smollm2]
 """
@@ -43,6 +44,9 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 
+TOKENIZERS = {"char": CharTokenizer, "smollm2": smollm2_tokenizer}
+
+
 def train_specs():
     from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES, build_splits
 
@@ -59,11 +63,12 @@ def run_phase(max_bins: int, tokenizer_name: str | None, keep: bool) -> dict:
     from cft.trie import TokenTrie
 
     specs = train_specs()
-    tokenizer = {"char": CharTokenizer, "smollm2": smollm2_tokenizer, None: lambda: None}[tokenizer_name]()
+    tokenizer = TOKENIZERS[tokenizer_name]() if tokenizer_name else None
     rss_before = max_rss_mb()
 
     kept, atoms, nodes = [], 0, 0
     space_seconds = trie_seconds = 0.0
+    cpu_start = time.process_time()
     for spec in specs:
         start = time.perf_counter()
         space = output_space_for(spec, decimals=5, max_bins=max_bins)
@@ -81,6 +86,7 @@ def run_phase(max_bins: int, tokenizer_name: str | None, keep: bool) -> dict:
         "nodes": nodes,
         "space_seconds": space_seconds,
         "trie_seconds": trie_seconds,
+        "cpu_seconds": time.process_time() - cpu_start,
         "peak_mb": max_rss_mb() - rss_before,
     }
 
@@ -91,9 +97,10 @@ def measure(label: str, repeats: int, max_bins: int, tokenizer_name: str | None,
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             runs.append(pool.submit(run_phase, max_bins, tokenizer_name, keep).result())
     total = statistics.median(r["space_seconds"] + r["trie_seconds"] for r in runs)
+    cpu = statistics.median(r["cpu_seconds"] for r in runs)
     peak = max(r["peak_mb"] for r in runs)
     line = (
-        f"{label:<42} {total:7.2f} s  peak {peak:6.0f} MB  atoms {runs[0]['atoms']:>10,}"
+        f"{label:<42} {total:7.2f} s (cpu {cpu:6.2f} s)  peak {peak:6.0f} MB  atoms {runs[0]['atoms']:>10,}"
         f"  (spaces {statistics.median(r['space_seconds'] for r in runs):.2f} s"
     )
     if tokenizer_name is None:
@@ -107,7 +114,9 @@ def measure(label: str, repeats: int, max_bins: int, tokenizer_name: str | None,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="fresh-process runs per phase (median time)")
     parser.add_argument("--no-smollm2", action="store_true", help="skip the real SmolLM2 tokenizer")
     args = parser.parse_args()

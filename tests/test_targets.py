@@ -13,14 +13,12 @@ from strategies import valid_params
 
 from cft.families import FAMILIES, get_family
 from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES, build_splits
+from cft.prompts import PromptSpec
 from cft.targets import build_output_space, output_space_for, sample_index, sample_indices
 
 
 def space_of(family_id: str, params: dict[str, float], **options):
-    family = get_family(family_id)
-    return build_output_space(
-        family.distribution(params), family.support(params), family.integer_only, **options
-    )
+    return output_space_for(PromptSpec.from_params(family_id, params), **options)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,12 @@ trainer test run in about a second; one slow test repeats the loss check on the 
 
 from __future__ import annotations
 
+import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +326,44 @@ def test_resume_after_a_crash_gives_the_same_adapter(method, tiny_dir, tmp_path,
     resumed_log = pd.read_csv(out / "train_log.csv")
     assert np.allclose(straight_log["loss"], resumed_log["loss"], atol=1e-6)
     assert len(list((out / "checkpoints").iterdir())) == 2
+
+
+KILLED_RUN = """
+import json, sys
+import torch
+from cft.prompts import PromptSpec
+from cft.training import TrainConfig, train
+torch.set_num_threads(1)
+model_dir, out, prompts, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+train("hard", [PromptSpec.from_dict(p) for p in prompts], model_dir, out, TrainConfig(**config), progress=False)
+"""
+
+
+def newest_checkpoint_step(out: Path) -> int:
+    names = [p.name for p in (out / "checkpoints").glob("step_*")] if (out / "checkpoints").is_dir() else []
+    return max((int(name.removeprefix("step_")) for name in names), default=0)
+
+
+def test_sigkilled_run_rerun_gives_the_same_adapter(tiny_dir, tmp_path):
+    """A real SIGKILL, landing wherever it lands (mid-step or mid-checkpoint-write)."""
+    config = tiny_config("hard", checkpoint_every=1)
+    reference = train("hard", PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tiny_dir), str(out),
+                                json.dumps([p.to_dict() for p in PROMPTS]), json.dumps(config.to_dict())])
+    deadline = time.monotonic() + 120
+    while newest_checkpoint_step(out) < 5:
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "DONE").exists()
+
+    train("hard", PROMPTS, tiny_dir, out, config, progress=False)
+    expected, resumed = adapter_weights(reference.parent), adapter_weights(out)
+    for name in expected:
+        assert torch.allclose(expected[name], resumed[name], atol=1e-6), name
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
 def test_done_guard_force_and_stale_settings(tiny_dir, tmp_path):

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import valid_params
 
-from cft.families import FAMILIES, get_family
-from cft.targets import build_output_space
+from cft.families import FAMILIES
+from cft.prompts import PromptSpec
+from cft.targets import output_space_for
 from cft.trie import TokenTrie
 
 
@@ -36,9 +37,12 @@ CHARS = CharTokenizer()
 
 
 def char_trie(family_id: str, params: dict[str, float], **options) -> TokenTrie:
-    family = get_family(family_id)
-    space = build_output_space(family.distribution(params), family.support(params), family.integer_only, **options)
+    space = output_space_for(PromptSpec.from_params(family_id, params), **options)
     return TokenTrie.from_output_space(space, CHARS)
+
+
+def trie_of(values: list[str], probs: list[float]) -> TokenTrie:
+    return TokenTrie.from_sequences([CHARS.encode(v) for v in values], probs, eos_id=CHARS.eos_token_id)
 
 
 def node_at(trie: TokenTrie, text: str) -> int:
@@ -80,7 +84,7 @@ def test_truncnorm_and_bernoulli_roots():
 
 
 def test_two_decimal_values_share_their_prefix():
-    trie = TokenTrie.from_sequences([CHARS.encode("0.1"), CHARS.encode("0.2")], [0.25, 0.75], eos_id=0)
+    trie = trie_of(["0.1", "0.2"], [0.25, 0.75])
     assert targets_at(trie, "") == {"0": 1.0}
     assert targets_at(trie, "0.") == {"1": 0.25, "2": 0.75}
     assert targets_at(trie, "0.1") == {"<eos>": 1.0}
@@ -88,7 +92,7 @@ def test_two_decimal_values_share_their_prefix():
 
 
 def test_integer_node_mixes_eos_and_continuations():
-    trie = TokenTrie.from_sequences([CHARS.encode(v) for v in ("1", "10", "12", "2")], [0.4, 0.1, 0.1, 0.4], eos_id=0)
+    trie = trie_of(["1", "10", "12", "2"], [0.4, 0.1, 0.1, 0.4])
     assert targets_at(trie, "") == pytest.approx({"1": 0.6, "2": 0.4})
     assert targets_at(trie, "1") == pytest.approx({"<eos>": 4 / 6, "0": 1 / 6, "2": 1 / 6})
     tokens, _, children = trie.children(node_at(trie, "1"))
@@ -102,8 +106,9 @@ def test_path_nodes_and_targets_follow_the_atom():
     assert len(nodes) == 3 and nodes[0] == 0
     assert [trie.node_prefix(n) for n in nodes] == [(), tuple(CHARS.encode("1")), tuple(CHARS.encode("17"))]
     steps = trie.path_targets(atom)
-    assert [CHARS.decode(tokens.tolist()) for tokens, _ in steps] == ["0123456789", "<eos>0123456789", "<eos>"]
-    path_prob = np.prod([probs[list(tokens).index(t)] for (tokens, probs), t in zip(steps, (*trie.sequence(atom), 0))])
+    assert [CHARS.decode(tokens) for tokens, _ in steps] == ["0123456789", "<eos>0123456789", "<eos>"]
+    walked = (*trie.sequence(atom), trie.eos_id)
+    path_prob = np.prod([q[list(tokens).index(t)] for (tokens, q), t in zip(steps, walked)])
     assert path_prob == pytest.approx(trie.probs[atom], rel=1e-12)
 
 
@@ -129,12 +134,13 @@ def test_leaves_cover_every_node_and_paths_to_matches_prefixes():
     for row, leaf in enumerate(trie.leaf_nodes):
         depth = trie.node_depth[leaf]
         assert tuple(tokens[row, :depth]) == trie.node_prefix(leaf)
-        assert path[row, : depth + 1].tolist() == trie.path_nodes(int(trie.node_first_atom[leaf]))[: depth + 1]
+        through_leaf = trie.path_nodes(int(trie.node_first_atom[leaf]))
+        assert path[row, : depth + 1].tolist() == through_leaf[: depth + 1]
         assert np.all(tokens[row, depth:] == -1) and np.all(path[row, depth + 1 :] == -1)
 
 
 def test_zero_mass_atom_has_no_path():
-    trie = TokenTrie.from_sequences([CHARS.encode(v) for v in ("1", "2", "21")], [0.5, 0.5, 0.0], eos_id=0)
+    trie = trie_of(["1", "2", "21"], [0.5, 0.5, 0.0])
     assert targets_at(trie, "2") == {"<eos>": 1.0}
     assert trie.atom_terminal[2] == -1
     with pytest.raises(ValueError, match="zero mass"):
@@ -155,7 +161,7 @@ def test_missing_eos_is_a_clear_error():
     class NoEos(CharTokenizer):
         eos_token_id = None
 
-    space = build_output_space(get_family("bernoulli").distribution({"p": 0.5}), (0.0, 1.0), True)
+    space = output_space_for(PromptSpec.from_params("bernoulli", {"p": 0.5}))
     with pytest.raises(ValueError, match="no eos_token_id"):
         TokenTrie.from_output_space(space, NoEos())
     assert TokenTrie.from_output_space(space, NoEos(), eos_id=99).eos_id == 99
@@ -249,20 +255,10 @@ def smollm2_tokenizer():
 
 @pytest.mark.slow
 def test_smollm2_splits_numbers_like_the_char_tokenizer(smollm2_tokenizer):
-    family = get_family("gaussian")
-    params = {"mu": 3.5, "sigma": 3.0}
-    space = build_output_space(family.distribution(params), family.support(params), False)
+    space = output_space_for(PromptSpec.from_params("gaussian", {"mu": 3.5, "sigma": 3.0}))
     real = TokenTrie.from_output_space(space, smollm2_tokenizer)
     chars = TokenTrie.from_output_space(space, CHARS)
     assert real.eos_id == smollm2_tokenizer.eos_token_id
-    # The padded numpy batch gives the tokens of one list per string, whichever side it pads.
-    one_by_one = [tuple(ids) for ids in smollm2_tokenizer(space.values, add_special_tokens=False)["input_ids"]]
-    assert real.sequences == one_by_one
-    original_side, smollm2_tokenizer.padding_side = smollm2_tokenizer.padding_side, "left"
-    try:
-        assert TokenTrie.from_output_space(space, smollm2_tokenizer).sequences == one_by_one
-    finally:
-        smollm2_tokenizer.padding_side = original_side
     assert real.n_nodes == chars.n_nodes
     np.testing.assert_array_equal(real.atom_length, chars.atom_length)
     # Token ids order differently, so nodes are numbered differently; the masses are the same multiset.

@@ -33,6 +33,10 @@ import torch
 
 from cft.io import write_json
 
+# transformers and huggingface_hub are imported inside the functions that use them: cft.config
+# imports this module to check packaged model names, and validating a config should not pay the
+# seconds it takes to import transformers.
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -226,11 +230,11 @@ def _hub_model_dir(repo_id: str) -> Path:
 
 def prepare_model(entry: Mapping[str, Any], *, cache_dir: str | os.PathLike, out_path: str | os.PathLike) -> dict:
     """Resolve one config entry to a local folder and write a JSON record that later jobs read."""
+    from transformers import AutoConfig
+
     spec = ModelSpec.from_entry(entry)
     model_dir = resolve_model_dir(spec.source, cache_dir)
     # Reading the config is cheap and fails early on a folder that is not a checkpoint.
-    from transformers import AutoConfig
-
     config = AutoConfig.from_pretrained(model_dir)
     record = {
         "name": spec.name,
@@ -267,9 +271,12 @@ def load_model(model_dir: str | os.PathLike, dtype: str = "auto", device: str | 
     """A causal LM on `device`, in eval mode, without a KV cache (training and scoring never reuse one)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=resolve_dtype(dtype, device))
+    # device_map places the weights as they load, so a large model never has to fit in host memory.
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=resolve_dtype(dtype, device), device_map=str(torch.device(device))
+    )
     model.config.use_cache = False
-    return model.to(device).eval()
+    return model.eval()
 
 
 def format_prompt(tokenizer, text: str, chat: ChatOptions | None = None) -> str:

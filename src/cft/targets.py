@@ -96,7 +96,8 @@ def output_space_for(
 
 def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
     # An infinite side is cut at a quantile; a finite side keeps the whole support, however small
-    # the mass of its extreme values.
+    # the mass of its extreme values. The fallbacks for an undefined quantile are the paper's
+    # (its lower one is (-max_bins) // 2, so -501 rather than -500 for 1001 bins).
     if lower is None:
         start = float(dist.ppf(quantile_low))
         first = math.floor(start) if np.isfinite(start) else (-max_bins) // 2

@@ -39,18 +39,20 @@ ID = np.int32  # storage type of token, node and atom ids
 
 
 class TokenTrie:
+    """The prefix trie and soft targets of one output space (array layout: module docstring)."""
+
     def __init__(self, atom_tokens: Any, atom_length: Any, probs: Any, eos_id: int):
         """Build from the concatenated value tokens of all atoms and each atom's token count.
 
         ``from_sequences`` and ``from_output_space`` are the usual entry points.
         """
-        probs = np.asarray(probs, dtype=np.float64)
+        probs = np.array(probs, dtype=np.float64)  # a copy: it is frozen below
         atom_length = np.asarray(atom_length, dtype=np.int64)
         atom_tokens = np.asarray(atom_tokens, dtype=np.int64)
         if probs.ndim != 1 or len(probs) != len(atom_length) or len(probs) == 0:
             raise ValueError(f"need one mass per atom, got {len(probs)} masses for {len(atom_length)} atoms")
         if atom_length.sum() != len(atom_tokens):
-            raise ValueError(f"atom lengths add up to {atom_length.sum()}, but {len(atom_tokens)} tokens were given")
+            raise ValueError(f"atom lengths add up to {atom_length.sum()}, not to {len(atom_tokens)} tokens")
         if not np.all(np.isfinite(probs)) or np.any(probs < 0):
             raise ValueError("atom masses must be finite and non-negative")
         if not np.any(probs > 0):
@@ -87,8 +89,8 @@ class TokenTrie:
             raise ValueError(
                 f"tokenizer {type(tokenizer).__name__} has no eos_token_id; pass eos_id explicitly"
             )
-        tokens, lengths = _encode_values(tokenizer, list(space.values))
-        return cls(tokens, lengths, space.probs, eos_id)
+        encoded = tokenizer(list(space.values), add_special_tokens=False)["input_ids"]
+        return cls(*_flatten(encoded), space.probs, eos_id)
 
     def _build(self, atom_tokens: np.ndarray, atom_length: np.ndarray) -> None:
         n_atoms = len(self.probs)
@@ -239,22 +241,6 @@ class TokenTrie:
             current[r] = self.node_parent[current[r]]
             path[r, position - 1] = current[r]
         return tokens, path
-
-
-def _encode_values(tokenizer: Any, values: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Value tokens of all strings, concatenated, and the token count of each string.
-
-    A tokenizer with a pad token is asked for one padded numpy batch: transformers converts that in
-    bulk, about four times faster than building one Python list per string. The attention mask
-    recovers every string's own tokens whichever side the padding goes.
-    """
-    if getattr(tokenizer, "pad_token_id", None) is not None:
-        batch = tokenizer(
-            values, add_special_tokens=False, padding=True, return_attention_mask=True, return_tensors="np"
-        )
-        real = np.asarray(batch["attention_mask"], dtype=bool)
-        return np.asarray(batch["input_ids"])[real], real.sum(axis=1)
-    return _flatten(tokenizer(values, add_special_tokens=False)["input_ids"])
 
 
 def _flatten(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:

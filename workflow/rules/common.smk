@@ -7,12 +7,17 @@ config = validate_config(config)
 
 MODELS = [model["name"] for model in config["models"]]
 METHODS = list(config["train"]["methods"])
+VARIANTS = [v for v in config["evaluate"]["variants"] if v == "base" or v in METHODS]
 
 
 wildcard_constraints:
     model="|".join(MODELS),
     method="|".join(["soft", "hard"]),
     split="|".join(SPLITS),
+    variant="|".join(["base", "soft", "hard"]),
+
+
+FIDELITY_FIGURES = ["fidelity_summary", "fidelity_heatmap", "fidelity_overlays", "fidelity_valid_rate"]
 
 
 def final_outputs():
@@ -21,6 +26,8 @@ def final_outputs():
         "results/datasets/train_subset.jsonl",
         *expand("results/adapters/{model}/{method}/train_log.csv", model=MODELS, method=METHODS),
         "results/figures/training_curves.pdf",
+        "results/tables/fidelity_summary.csv",
+        *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
     ]
 
 
@@ -56,4 +63,40 @@ def training_logs(wildcards):
         f"{model}__{method}": f"results/adapters/{model}/{method}/train_log.csv"
         for model in MODELS
         for method in METHODS
+    }
+
+
+def torch_device():
+    """None lets the job pick CUDA when its machine has it."""
+    return None if config["device"] == "auto" else config["device"]
+
+
+def fidelity_inputs(wildcards):
+    inputs = {
+        "model": f"results/models/{wildcards.model}.json",
+        **{split: f"results/datasets/{split}.jsonl" for split in config["evaluate"]["splits"]},
+    }
+    if wildcards.variant != "base":
+        inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
+    return inputs
+
+
+def fidelity_settings(wildcards):
+    soft = config["train"]["soft"]
+    return {
+        **config["evaluate"]["fidelity"],
+        "mc_seeds": tuple(config["evaluate"]["fidelity"]["mc_seeds"]),
+        "seed": config["seed"],
+        "trie_decimals": soft["decimals"],
+        "trie_max_bins": soft["max_bins"],
+        "quantile_low": config["data"]["quantile_low"],
+        "quantile_high": config["data"]["quantile_high"],
+    }
+
+
+def fidelity_distributions(wildcards):
+    return {
+        f"{model}__{variant}": f"results/fidelity/{model}/{variant}/distributions.json"
+        for model in MODELS
+        for variant in VARIANTS
     }

@@ -19,3 +19,92 @@ rule fig_training_curves:
     threads: 1
     script:
         "../scripts/fig_training_curves.py"
+
+
+rule fig_fidelity_summary:
+    input:
+        "results/tables/fidelity_summary.csv",
+    output:
+        pdf=report(
+            "results/figures/fidelity_summary.pdf",
+            caption="../report/fig_fidelity_summary.rst",
+            category="Fidelity",
+        ),
+        png="results/figures/fidelity_summary.png",
+    log:
+        "logs/fig_fidelity_summary/fig_fidelity_summary.log",
+    benchmark:
+        "benchmarks/fig_fidelity_summary/fig_fidelity_summary.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_summary.py"
+
+
+rule fig_fidelity_heatmap:
+    input:
+        "results/tables/fidelity_prompts.csv",
+    output:
+        pdf=report(
+            "results/figures/fidelity_heatmap.pdf",
+            caption="../report/fig_fidelity_heatmap.rst",
+            category="Fidelity",
+        ),
+        png="results/figures/fidelity_heatmap.png",
+    log:
+        "logs/fig_fidelity_heatmap/fig_fidelity_heatmap.log",
+    benchmark:
+        "benchmarks/fig_fidelity_heatmap/fig_fidelity_heatmap.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_heatmap.py"
+
+
+rule fig_fidelity_overlays:
+    input:
+        unpack(fidelity_distributions),
+        prompts="results/tables/fidelity_prompts.csv",
+    output:
+        pdf=report(
+            "results/figures/fidelity_overlays.pdf",
+            caption="../report/fig_fidelity_overlays.rst",
+            category="Fidelity",
+        ),
+        png="results/figures/fidelity_overlays.png",
+    log:
+        "logs/fig_fidelity_overlays/fig_fidelity_overlays.log",
+    benchmark:
+        "benchmarks/fig_fidelity_overlays/fig_fidelity_overlays.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_overlays.py"
+
+
+rule fig_fidelity_valid_rate:
+    input:
+        "results/tables/fidelity_summary.csv",
+    output:
+        pdf=report(
+            "results/figures/fidelity_valid_rate.pdf",
+            caption="../report/fig_fidelity_valid_rate.rst",
+            category="Fidelity",
+        ),
+        png="results/figures/fidelity_valid_rate.png",
+    log:
+        "logs/fig_fidelity_valid_rate/fig_fidelity_valid_rate.log",
+    benchmark:
+        "benchmarks/fig_fidelity_valid_rate/fig_fidelity_valid_rate.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_valid_rate.py"

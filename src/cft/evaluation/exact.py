@@ -135,6 +135,7 @@ class PromptScorer:
         *,
         temperature: float = 1.0,
     ) -> list[np.ndarray]:
+        """``NextTokenScorer.log_probs``: the requested tokens' log-probabilities at each prefix."""
         if len(prefixes) != len(tokens):
             raise ValueError(f"{len(prefixes)} prefixes but {len(tokens)} token lists")
         hidden = self.hidden_states(prefixes)
@@ -148,10 +149,12 @@ class PromptScorer:
         with torch.inference_mode():
             for start in range(0, len(prefixes), self.head_rows):
                 stop = min(start + self.head_rows, len(prefixes))
-                log_p = torch.log_softmax(self._logits(hidden[start:stop]).float() / temperature, dim=-1)
+                logits = self._logits(hidden[start:stop]).float().div_(temperature)
+                log_normalizer = torch.logsumexp(logits, dim=-1)
                 # The flat token list is grouped by prefix, so this chunk's entries are one slice.
                 lo, hi = offsets[start], offsets[stop]
-                picked = log_p[flat_rows[lo:hi] - start, flat_tokens[lo:hi]]
+                rows = flat_rows[lo:hi] - start
+                picked = logits[rows, flat_tokens[lo:hi]] - log_normalizer[rows]
                 result[lo:hi] = picked.double().cpu().numpy()
         return np.split(result, offsets[1:-1])
 

@@ -34,3 +34,12 @@ def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -
         with atomic_path(png_path) as tmp:
             fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def stand_in_note(models: list[dict]) -> str:
+    """A suffix for figure titles naming the offline stand-ins among the configured models."""
+    packaged = [m["name"] for m in models if m["source"].startswith("packaged:")]
+    if not packaged:
+        return ""
+    return (f"\n{', '.join(packaged)}: packaged 4-bit GGUF de-quantized offline "
+            "(a stand-in close to, not identical with, the published weights)")

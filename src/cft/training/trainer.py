@@ -44,8 +44,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from peft import LoraConfig, get_peft_model
 from tqdm.auto import tqdm
+from transformers import AutoConfig, get_cosine_schedule_with_warmup, set_seed
 
+from cft.datasets import read_specs
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
 from cft.targets import output_space_for, sample_index
@@ -87,8 +90,10 @@ def run_fingerprint(config: TrainConfig, prompts: Sequence[Any], prompt_ids: Seq
     """
     text_config = model_config.get_text_config()
     model_keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    # The checkpoint interval does not change the result, so it may differ between attempts.
+    settings = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}
     payload = {
-        "config": config.to_dict(),
+        "config": settings,
         "prompts": [[p.family_id, p.prompt] for p in prompts],
         "prompt_ids": [list(ids) for ids in prompt_ids],
         "model": {key: getattr(text_config, key, None) for key in model_keys},
@@ -126,9 +131,6 @@ class CalibrationTrainer:
 
     def __init__(self, model, tokenizer, prompts: Sequence[Any], config: TrainConfig,
                  out_dir: str | os.PathLike, *, chat: ChatOptions | None = None, progress: bool = True):
-        from peft import LoraConfig, get_peft_model
-        from transformers import get_cosine_schedule_with_warmup, set_seed
-
         if config.method != self.method:
             raise ValueError(f"{type(self).__name__} needs method {self.method!r}, config has {config.method!r}")
         if tokenizer.eos_token_id is None:
@@ -272,6 +274,14 @@ class CalibrationTrainer:
         return sorted(found, key=lambda p: int(_CHECKPOINT_NAME.fullmatch(p.name).group(1)))
 
     def resume(self) -> None:
+        # A process killed while writing leaves its temporary files behind; they are never read.
+        names = (ADAPTER_DIR, LOG_FILE, CONFIG_FILE, DONE_FILE)
+        partial = [p for name in names for p in self.out_dir.glob(f".{name}.*")]
+        for path in partial + list(self.out_dir.glob(f"{CHECKPOINT_DIR}/.step_*")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         checkpoints = self.checkpoints()
         if not checkpoints:
             return
@@ -379,8 +389,6 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
           dtype: str = "auto", chat: ChatOptions | None = None, force: bool = False,
           progress: bool = True) -> Path:
     """Train one adapter into `out_dir` and return its folder (see the module docstring)."""
-    from transformers import AutoConfig
-
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict({"method": method, **config})
     if config.method != method:
@@ -408,8 +416,6 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     checkpoints. A finished run of the same settings is exported again instead of retrained; a run
     of other settings is replaced.
     """
-    from cft.datasets import read_specs
-
     record = read_json(model_record)
     config = TrainConfig.from_dict(settings)
     kwargs = dict(

@@ -1,0 +1,132 @@
+"""Time exact (sampling-free) evaluation of one prompt on SmolLM2-135M-Instruct, fp32 CPU, 2 threads.
+
+Two prompts: the paper's Gaussian(mu=3.5, sigma=3) (continuous: trie KL on the d=5, 1001-atom
+training trie, about 4.2k nodes, plus the digit-interval distribution at r=2) and Poisson(lambda=4)
+(integer: trie KL plus the distribution over its support values). Each repeat starts from a fresh
+`PromptScorer`, so the prompt forward and every node are paid again; times are medians.
+
+Reference points (measurements.md): the paper's HF sampler takes about 33 s per 100 samples of one
+prompt, so 330 s for the 1000 samples of its evaluation; an unoptimized exact prototype took 15 s
+per continuous prompt. The goal is 30x faster than 1000 samples. `--samples N` also times this
+repository's HF sampler on the Gaussian prompt (batch 64) for a same-machine, same-run ratio.
+Benchmark alone: one busy neighbour can slow a 2-thread job several times.
+
+    .venv/bin/python bench/bench_exact.py [--repeats 3] [--row-tokens 128] [--batch-rows 8] [--samples 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from cft.evaluation.exact import (
+    PromptScorer,
+    digit_interval_distribution,
+    exact_trie_kl,
+    integer_distribution,
+    mc_trie_kl,
+    score_trie,
+)
+from cft.models import encode_prompt, format_prompt, load_model, load_tokenizer, resolve_model_dir
+from cft.prompts import PromptSpec
+from cft.targets import output_space_for
+from cft.trie import TokenTrie
+
+PAPER_SECONDS_PER_100_SAMPLES = 33.0
+PROMPTS = (("gaussian", {"mu": 3.5, "sigma": 3.0}), ("poisson", {"lambda": 4.0}))
+
+
+def evaluate(model, tokenizer, spec: PromptSpec, row_tokens: int, batch_rows: int) -> dict:
+    family, params = spec.family, spec.param_dict
+    dist = family.distribution(params)
+    start = time.perf_counter()
+    prompt_ids = encode_prompt(tokenizer, format_prompt(tokenizer, spec.prompt))
+    space = output_space_for(spec, decimals=5, max_bins=1001)
+    trie = TokenTrie.from_output_space(space, tokenizer)
+    scorer = PromptScorer(model, prompt_ids, row_tokens=row_tokens, batch_rows=batch_rows)
+    prompt_done = time.perf_counter()
+    scores = score_trie(scorer, trie)
+    trie_kl = exact_trie_kl(scores)
+    mc = mc_trie_kl(scores)
+    trie_done = time.perf_counter()
+    if family.integer_only:
+        grid = integer_distribution(scorer, tokenizer, space, dist)
+    else:
+        grid = digit_interval_distribution(scorer, tokenizer, dist, family.support(params), resolution=2)
+    end = time.perf_counter()
+    return {
+        "seconds": end - start,
+        "seconds_prompt_and_trie_build": prompt_done - start,
+        "seconds_trie_kl": trie_done - prompt_done,
+        "seconds_grid": end - trie_done,
+        "prompt_tokens": len(prompt_ids),
+        "trie_nodes": trie.n_nodes,
+        "grid_outcomes": len(grid.labels),
+        "exact_trie_kl": round(trie_kl.value, 4),
+        "mc_trie_kl_seeds_11_14": round(mc, 4),
+        "sequence_kl": round(trie_kl.sequence_kl, 4),
+        "valid_mass": round(grid.valid_mass, 5),
+        "digit_kl": round(grid.digit_kl, 4),
+        "w1": round(grid.w1, 4),
+    }
+
+
+def time_sampling(model, tokenizer, spec: PromptSpec, samples: int) -> float:
+    from cft.evaluation.sampling import HFSampler, SamplingParams
+
+    params = SamplingParams(num_samples=samples, max_new_tokens=32, temperature=1.0, top_p=1.0, top_k=0,
+                            seed=11)
+    start = time.perf_counter()
+    HFSampler(model, tokenizer, batch_size=64).sample(format_prompt(tokenizer, spec.prompt), params,
+                                                       prompt_index=0)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--row-tokens", type=int, default=128)
+    parser.add_argument("--batch-rows", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=0, help="also time N samples of the Gaussian prompt")
+    parser.add_argument("--cache-dir", default="resources/models")
+    parser.add_argument("--model-dir", help="a de-quantized SmolLM2 folder (default: the packaged model)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    model_dir = args.model_dir or resolve_model_dir("packaged:smollm2-135m-instruct", args.cache_dir)
+    model = load_model(model_dir, dtype="float32", device="cpu")
+    tokenizer = load_tokenizer(model_dir)
+
+    results: dict[str, object] = {"threads": 2, "repeats": args.repeats, "row_tokens": args.row_tokens,
+                                  "batch_rows": args.batch_rows}
+    for family_id, params in PROMPTS:
+        spec = PromptSpec.from_params(family_id, params)
+        runs = [evaluate(model, tokenizer, spec, args.row_tokens, args.batch_rows) for _ in range(args.repeats)]
+        summary = {key: value for key, value in runs[-1].items() if not key.startswith("seconds")}
+        for key in runs[0]:
+            if key.startswith("seconds"):
+                summary[key + "_median"] = round(statistics.median(run[key] for run in runs), 2)
+        summary["seconds_all"] = [round(run["seconds"], 2) for run in runs]
+        summary["speedup_vs_paper_1000_samples"] = round(
+            10 * PAPER_SECONDS_PER_100_SAMPLES / summary["seconds_median"], 1
+        )
+        results[spec.distribution_id] = summary
+
+    if args.samples:
+        spec = PromptSpec.from_params(*PROMPTS[0])
+        seconds = time_sampling(model, tokenizer, spec, args.samples)
+        exact_seconds = results[spec.distribution_id]["seconds_median"]
+        results["sampling"] = {
+            "samples": args.samples,
+            "seconds": round(seconds, 2),
+            "speedup_of_exact_vs_1000_samples": round(seconds * 1000 / args.samples / exact_seconds, 1),
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
