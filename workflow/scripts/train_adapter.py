@@ -13,4 +13,5 @@ if __name__ == "__main__":
         log_csv=snakemake.output.log_csv,
         record_path=snakemake.output.record,
         threads=snakemake.threads,
+        device=snakemake.params.device,
     )

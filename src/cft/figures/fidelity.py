@@ -53,6 +53,9 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
                 x = np.arange(len(models)) + (k - (len(variants) - 1) / 2) * width
                 ax.bar(x, values, width, color=_color(variant), label=variant,
                        yerr=np.vstack([low, high]), capsize=2, error_kw={"linewidth": 0.8})
+                for position in x[~np.isfinite(values)]:
+                    ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=6, ha="center",
+                            va="bottom", transform=ax.get_xaxis_transform())
             ax.set_yscale("log")
             ax.set_xticks(np.arange(len(models)), models, fontsize=8)
             ax.set_ylabel(f"family median\n{label}", fontsize=8)
@@ -61,7 +64,7 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
             if row == 0 and col == len(splits) - 1:
                 ax.legend(fontsize=7, title="variant", title_fontsize=7)
     fig.suptitle("Structured-sampling fidelity (lower is better; bars: median over families, "
-                 f"whiskers: 95% bootstrap CI){note}", fontsize=9)
+                 f"whiskers: 95% bootstrap CI; n/a: no family with 10 valid answers){note}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
 
