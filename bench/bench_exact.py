@@ -116,7 +116,9 @@ def main() -> None:
                                   "batch_rows": args.batch_rows, "matmul_gflops_before": matmul_gflops()}
     for family_id, params in PROMPTS:
         spec = PromptSpec.from_params(family_id, params)
-        runs = [evaluate(model, tokenizer, spec, args.row_tokens, args.batch_rows) for _ in range(args.repeats)]
+        runs = [
+            evaluate(model, tokenizer, spec, args.row_tokens, args.batch_rows) for _ in range(args.repeats)
+        ]
         summary = {key: value for key, value in runs[-1].items() if not key.startswith("seconds")}
         for key in runs[0]:
             if key.startswith("seconds"):

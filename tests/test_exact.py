@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from scipy import stats
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
 
 from cft.evaluation.exact import (
     PromptScorer,
@@ -134,6 +134,28 @@ def test_scorer_with_peft_adapter(peft_model, model, prompt_ids):
     # The adapter changes the scores (the comparison above is not between two base models).
     base = PromptScorer(model, prompt_ids).log_probs(prefixes[:1], [list(range(VOCAB))])
     assert np.max(np.abs(base[0] - got[0] * 0.7)) > 1e-3
+
+
+def test_scorer_on_sliding_window_and_softcapped_model(prompt_ids):
+    """Gemma 3: sliding-window layers next to full ones, and logits squashed by a soft cap."""
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, vocab_size=VOCAB, initializer_range=0.3,
+        sliding_window=len(prompt_ids) + 6, layer_types=["sliding_attention", "full_attention"],
+        final_logit_softcapping=5.0,
+    )
+    config._attn_implementation = "sdpa"
+    model = AutoModelForCausalLM.from_config(config).eval()
+    scorer = PromptScorer(model, prompt_ids)
+    prefixes = [p for p in small_prefixes() if len(p) <= 5]
+    got = scorer.log_probs(prefixes, [list(range(VOCAB))] * len(prefixes))
+    for prefix, log_p in zip(prefixes, got):
+        expected = full_log_probs(model, list(prompt_ids) + list(prefix))[-1]
+        np.testing.assert_allclose(log_p, expected, atol=1e-5)
+    # Position len(prompt) + 6 would fall outside the window: refused rather than silently wrong.
+    with pytest.raises(ValueError, match="sliding window"):
+        scorer.log_probs([(1, 2, 3, 4, 5, 6, 7)], [[0]])
 
 
 def test_scorer_refuses_training_mode(prompt_ids):
@@ -262,8 +284,9 @@ class LawSampler:
 @pytest.mark.parametrize("resolution", [1, 2])
 def test_digit_kl_of_a_perfect_sampler_is_zero(resolution):
     dist = stats.norm(0.3, 1.2)
-    result = digit_interval_distribution(LawSampler(dist, discrete=False), CharTokenizer(), dist, (None, None),
-                                         resolution=resolution)
+    result = digit_interval_distribution(
+        LawSampler(dist, discrete=False), CharTokenizer(), dist, (None, None), resolution=resolution
+    )
     assert "-0." + "0" * resolution in result.labels
     assert abs(result.digit_kl) < 1e-9
     assert result.missing_mass == pytest.approx(result.target_outside, abs=1e-12)
@@ -286,4 +309,5 @@ def test_digit_intervals_need_one_token_per_character(model, prompt_ids):
             return {"input_ids": [[CHAR_ID[c] for c in text[::2]] for text in texts]}
 
     with pytest.raises(ValueError, match="one token per character"):
-        digit_interval_distribution(PromptScorer(model, prompt_ids), PairTokenizer(), stats.norm(), (None, None))
+        scorer = PromptScorer(model, prompt_ids)
+        digit_interval_distribution(scorer, PairTokenizer(), stats.norm(), (None, None))

@@ -15,7 +15,6 @@ metric needs, and the metric is computed from those numbers instead of from samp
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,34 +89,30 @@ class PromptScorer:
             raise ValueError(f"tree packing needs a 4D attention mask; {attention!r} takes none (use sdpa)")
         if len(prompt_ids) == 0:
             raise ValueError("the prompt is empty: the first answer token needs a position to be read at")
+        self._config = model.config
         self._decoder = model.get_decoder()
         self._head = model.get_output_embeddings()
         self._softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
         self._dtype = self._decoder.get_input_embeddings().weight.dtype
         self._device = self._decoder.get_input_embeddings().weight.device
         self.prompt_length = len(prompt_ids)
+        self.row_tokens = row_tokens
         self.batch_rows = batch_rows
         self.head_rows = head_rows
 
         prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self._device)
         with torch.inference_mode():
             out = self._decoder(
-                input_ids=prompt, past_key_values=DynamicCache(config=model.config), use_cache=True
+                input_ids=prompt, past_key_values=DynamicCache(config=self._config), use_cache=True
             )
         self._prompt_cache = out.past_key_values
         self._hidden: dict[tuple[int, ...], torch.Tensor] = {(): out.last_hidden_state[0, -1]}
-
-        # A sliding-window layer drops keys older than its window. Keeping prompt + row inside the
-        # window makes its attention identical to a full layer's, so one mask serves both kinds.
-        windows = [layer.sliding_window for layer in self._prompt_cache.layers if layer.is_sliding]
-        if windows:
-            room = min(windows) - 1 - self.prompt_length
-            if room < 1:
-                raise ValueError(
-                    f"prompt of {self.prompt_length} tokens does not fit the sliding window {min(windows)}"
-                )
-            row_tokens = min(row_tokens, room)
-        self.row_tokens = row_tokens
+        # A sliding-window layer (Gemma 3) hides keys more than its window behind the query. While
+        # prompt + prefix fits in the window it sees everything, exactly like a full layer, so one
+        # mask serves both kinds; `_run_rows` checks that it fits.
+        self._window = min(
+            (layer.sliding_window for layer in self._prompt_cache.layers if layer.is_sliding), default=None
+        )
 
     def hidden_states(self, prefixes: Sequence[tuple[int, ...]]) -> torch.Tensor:
         """Final-layer (post-norm) hidden state after prompt + prefix, one row per prefix."""
@@ -209,12 +204,21 @@ class PromptScorer:
                 current[has] = parent[current[has]]
             outputs.extend((r, i, prefix) for i, (prefix, owned) in enumerate(row.items()) if owned)
 
+        if self._window is not None and positions.max() >= self._window:
+            raise ValueError(
+                f"prompt + prefix reaches position {positions.max()}, beyond the sliding window "
+                f"{self._window} of this model"
+            )
         mask = torch.zeros((n_rows, 1, width, self.prompt_length + width), dtype=self._dtype)
         mask[:, 0, :, self.prompt_length :] = torch.where(
             torch.from_numpy(sees), 0.0, torch.finfo(self._dtype).min
         ).to(self._dtype)
-        cache = copy.deepcopy(self._prompt_cache)
-        cache.batch_repeat_interleave(n_rows)
+        # A fresh cache per batch (the forward appends to it), holding the prompt for every row.
+        cache = DynamicCache(
+            [(keys.expand(n_rows, -1, -1, -1), values.expand(n_rows, -1, -1, -1))
+             for keys, values, *_ in self._prompt_cache],
+            config=self._config,
+        )
         with torch.inference_mode():
             out = self._decoder(
                 input_ids=torch.from_numpy(input_ids).to(self._device),
