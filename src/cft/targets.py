@@ -121,15 +121,23 @@ def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
     return [str(v) for v in support_values.tolist()], probs
 
 
-def _continuous_atoms(dist, lower, upper, decimals, max_bins, quantile_low, quantile_high):
-    # Bounded families are quantile-trimmed too, then clipped into their true support.
-    window_low, window_high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
+def continuous_window(dist, support, quantile_low: float, quantile_high: float) -> tuple[float, float]:
+    """The range a continuous target is discretized over: [ppf(q_low), ppf(q_high)] clipped into the
+    true support (bounded families are quantile-trimmed too), or [-10, 10] when that is empty or
+    not finite."""
+    lower, upper = support
+    low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
     if lower is not None:
-        window_low = max(window_low, float(lower))
+        low = max(low, float(lower))
     if upper is not None:
-        window_high = min(window_high, float(upper))
-    if not np.isfinite(window_low) or not np.isfinite(window_high) or window_low >= window_high:
-        window_low, window_high = -10.0, 10.0
+        high = min(high, float(upper))
+    if not np.isfinite(low) or not np.isfinite(high) or low >= high:
+        low, high = -10.0, 10.0
+    return low, high
+
+
+def _continuous_atoms(dist, lower, upper, decimals, max_bins, quantile_low, quantile_high):
+    window_low, window_high = continuous_window(dist, (lower, upper), quantile_low, quantile_high)
 
     centers = _grid_centers(window_low, window_high, decimals, max_bins)
     # Voronoi cells: each center owns the interval between the midpoints to its neighbours; the

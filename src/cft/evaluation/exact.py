@@ -25,7 +25,7 @@ import torch
 from transformers import DynamicCache
 
 from cft.evaluation.metrics import w1_between_pmfs
-from cft.targets import OutputSpace, sample_indices
+from cft.targets import OutputSpace, continuous_window, sample_indices
 from cft.trie import TokenTrie
 
 # The training loss clamps soft targets at this floor before renormalizing (reference:
@@ -420,7 +420,7 @@ def digit_interval_distribution(
     """
     if resolution < 1:
         raise ValueError(f"resolution must be at least 1 decimal, got {resolution}")
-    low, high = _target_window(dist, support, quantile_low, quantile_high)
+    low, high = continuous_window(dist, support, quantile_low, quantile_high)
     scale = 10**resolution
     step = 1.0 / scale
     # Interval k >= 0 on the non-negative side is [k, k + 1) * step; on the negative side it is
@@ -446,19 +446,6 @@ def digit_interval_distribution(
     log_mass = _sequence_log_probs(scorer, encoded, temperature)
     return _grid_distribution(labels, (k_signed + 0.5) * step, np.exp(log_mass), target_mass,
                               target_outside)
-
-
-def _target_window(dist: Any, support, quantile_low: float, quantile_high: float) -> tuple[float, float]:
-    """The output space's continuous window (cft.targets): quantiles, clipped, [-10, 10] fallback."""
-    low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
-    lower, upper = support
-    if lower is not None:
-        low = max(low, float(lower))
-    if upper is not None:
-        high = min(high, float(upper))
-    if not np.isfinite(low) or not np.isfinite(high) or low >= high:
-        low, high = -10.0, 10.0
-    return low, high
 
 
 def _sequence_log_probs(
