@@ -1,6 +1,7 @@
 """Time exact (sampling-free) evaluation of one prompt on SmolLM2-135M-Instruct, fp32 CPU, 2 threads.
 
-Two prompts: the paper's Gaussian(mu=3.5, sigma=3) (continuous: trie KL on the d=5, 1001-atom
+It times `cft.evaluation.fidelity.exact_metrics`, the exact part of the workflow's fidelity job, on
+two prompts: the paper's Gaussian(mu=3.5, sigma=3) (continuous: trie KL on the d=5, 1001-atom
 training trie, about 4.2k nodes, plus the digit-interval distribution at r=2) and Poisson(lambda=4)
 (integer: trie KL plus the distribution over its support values). Each repeat starts from a fresh
 `PromptScorer`, so the prompt forward and every node are paid again; times are medians.
@@ -12,7 +13,7 @@ repository's HF sampler on the Gaussian prompt (batch 64) for a same-machine, sa
 Benchmark alone: one busy neighbour can slow a 2-thread job several times; the matmul throughput
 printed before and after shows whether that happened.
 
-    .venv/bin/python bench/bench_exact.py [--repeats 3] [--row-tokens 128] [--batch-rows 8] [--samples 0]
+    .venv/bin/python bench/bench_exact.py [--repeats 3] [--samples 0]
 """
 
 from __future__ import annotations
@@ -24,56 +25,23 @@ import time
 
 import torch
 
-from cft.evaluation.exact import (
-    PromptScorer,
-    digit_interval_distribution,
-    exact_trie_kl,
-    integer_distribution,
-    mc_trie_kl,
-    score_trie,
-)
+from cft.evaluation.fidelity import FidelitySettings, exact_metrics
 from cft.models import encode_prompt, format_prompt, load_model, load_tokenizer, resolve_model_dir
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
-from cft.trie import TokenTrie
 
 PAPER_SECONDS_PER_100_SAMPLES = 33.0
 PROMPTS = (("gaussian", {"mu": 3.5, "sigma": 3.0}), ("poisson", {"lambda": 4.0}))
 
 
-def evaluate(model, tokenizer, spec: PromptSpec, row_tokens: int, batch_rows: int) -> dict:
-    family, params = spec.family, spec.param_dict
-    dist = family.distribution(params)
+def evaluate(model, tokenizer, spec: PromptSpec) -> dict:
+    """Time exactly what the workflow's `evaluate_fidelity` runs for one prompt (its exact part)."""
     start = time.perf_counter()
     prompt_ids = encode_prompt(tokenizer, format_prompt(tokenizer, spec.prompt))
-    space = output_space_for(spec, decimals=5, max_bins=1001)
-    trie = TokenTrie.from_output_space(space, tokenizer)
-    scorer = PromptScorer(model, prompt_ids, row_tokens=row_tokens, batch_rows=batch_rows)
-    prompt_done = time.perf_counter()
-    scores = score_trie(scorer, trie)
-    trie_kl = exact_trie_kl(scores)
-    mc = mc_trie_kl(scores)
-    trie_done = time.perf_counter()
-    if family.integer_only:
-        grid = integer_distribution(scorer, tokenizer, space, dist)
-    else:
-        grid = digit_interval_distribution(scorer, tokenizer, dist, family.support(params), resolution=2)
-    end = time.perf_counter()
-    return {
-        "seconds": end - start,
-        "seconds_prompt_and_trie_build": prompt_done - start,
-        "seconds_trie_kl": trie_done - prompt_done,
-        "seconds_grid": end - trie_done,
-        "prompt_tokens": len(prompt_ids),
-        "trie_nodes": trie.n_nodes,
-        "grid_outcomes": len(grid.labels),
-        "exact_trie_kl": round(trie_kl.value, 4),
-        "mc_trie_kl_seeds_11_14": round(mc, 4),
-        "sequence_kl": round(trie_kl.sequence_kl, 4),
-        "valid_mass": round(grid.valid_mass, 5),
-        "digit_kl": round(grid.digit_kl, 4),
-        "w1": round(grid.w1, 4),
-    }
+    record, _ = exact_metrics(model, tokenizer, spec, prompt_ids, FidelitySettings(num_samples=0))
+    seconds = time.perf_counter() - start
+    keys = ("trie_nodes", "exact_grid", "exact_trie_kl", "trie_kl", "exact_sequence_kl", "exact_valid_mass",
+            "digit_kl", "exact_w1", "first_token_numeric_mass")
+    return {"seconds": seconds, **{key: record[key] for key in keys}}
 
 
 def time_sampling(model, tokenizer, spec: PromptSpec, samples: int) -> float:
@@ -100,8 +68,6 @@ def matmul_gflops() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--row-tokens", type=int, default=128)
-    parser.add_argument("--batch-rows", type=int, default=8)
     parser.add_argument("--samples", type=int, default=0, help="also time N samples of the Gaussian prompt")
     parser.add_argument("--cache-dir", default="resources/models")
     parser.add_argument("--model-dir", help="a de-quantized SmolLM2 folder (default: the packaged model)")
@@ -112,13 +78,10 @@ def main() -> None:
     model = load_model(model_dir, dtype="float32", device="cpu")
     tokenizer = load_tokenizer(model_dir)
 
-    results: dict[str, object] = {"threads": 2, "repeats": args.repeats, "row_tokens": args.row_tokens,
-                                  "batch_rows": args.batch_rows, "matmul_gflops_before": matmul_gflops()}
+    results: dict[str, object] = {"threads": 2, "repeats": args.repeats, "matmul_gflops_before": matmul_gflops()}
     for family_id, params in PROMPTS:
         spec = PromptSpec.from_params(family_id, params)
-        runs = [
-            evaluate(model, tokenizer, spec, args.row_tokens, args.batch_rows) for _ in range(args.repeats)
-        ]
+        runs = [evaluate(model, tokenizer, spec) for _ in range(args.repeats)]
         summary = {key: value for key, value in runs[-1].items() if not key.startswith("seconds")}
         for key in runs[0]:
             if key.startswith("seconds"):
