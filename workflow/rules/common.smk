@@ -100,3 +100,11 @@ def fidelity_distributions(wildcards):
         for model in MODELS
         for variant in VARIANTS
     }
+
+
+def variant_inputs(wildcards):
+    """The model record, plus the LoRA adapter when the variant is a trained method (any evaluation)."""
+    inputs = {"model": f"results/models/{wildcards.model}.json"}
+    if wildcards.variant in METHODS:
+        inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
+    return inputs

@@ -42,11 +42,12 @@ from cft.evaluation.metrics import sample_metrics, target_summary
 from cft.evaluation.parsing import parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer
+from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
 from cft.evaluation.aggregate import summarize
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.trie import TokenTrie
+from cft.variants import load_variant
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +84,6 @@ def prompt_key(split: str, distribution_id: str) -> int:
     """A stable integer per test prompt, so its sample seeds do not depend on which others are run."""
     digest = hashlib.sha256(f"{split}/{distribution_id}".encode()).digest()
     return int.from_bytes(digest[:6], "big")
-
-
-def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None, device: str):
-    """The base model, or the base model with a LoRA adapter, in eval mode."""
-    model = load_model(model_record["path"], dtype=model_record["dtype"], device=device)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
-    return model
 
 
 def make_sampler(settings: FidelitySettings, model, tokenizer, model_record: Mapping[str, Any],
