@@ -82,3 +82,74 @@ def test_figures_render_without_timestamps(tables):
             outputs.append((pdf.read_bytes(), png.read_bytes()))
         assert outputs[0] == outputs[1], f"{plot.__name__} is not byte-reproducible"
         assert outputs[0][1][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bootstrap_w1_resamples_the_answers():
+    from scipy import stats
+
+    from cft.evaluation.metrics import bootstrap_w1, w1_to_target
+
+    dist = stats.norm(0, 1)
+    values = np.random.default_rng(0).normal(0.3, 1, size=200)
+    replicates = bootstrap_w1(values, dist, n_boot=400, rng=np.random.default_rng(1))
+    assert replicates.shape == (400,)
+    point = w1_to_target(values, dist)
+    # The replicates scatter around the point estimate with the noise of 200 answers.
+    assert abs(np.median(replicates) - point) < 0.1
+    assert 0.01 < replicates.std() < 0.2
+    again = bootstrap_w1(values, dist, n_boot=400, rng=np.random.default_rng(1))
+    assert np.array_equal(replicates, again)
+
+
+def test_sample_replicates_widen_the_interval():
+    from cft.evaluation.aggregate import summarize
+
+    table = pd.DataFrame({"model": "m", "variant": "v", "split": "s",
+                          "family_id": [f"f{i}" for i in range(4) for _ in range(3)], "w1": 1.0})
+    without = summarize(table, ["w1"], n_boot=300, seed=2).iloc[0]
+    assert without["median_ci_low"] == without["median_ci_high"] == 1.0
+    noisy = 1.0 + np.random.default_rng(3).normal(0, 0.2, size=(len(table), 300))
+    noisy[0] = np.nan  # a prompt without replicates keeps its point value
+    with_samples = summarize(table, ["w1"], n_boot=300, seed=2, replicates={"w1": noisy}).iloc[0]
+    assert with_samples["median"] == 1.0
+    assert with_samples["median_ci_low"] < 1.0 < with_samples["median_ci_high"]
+    with pytest.raises(ValueError, match="n_boot"):
+        summarize(table, ["w1"], n_boot=100, seed=2, replicates={"w1": noisy})
+
+
+def test_fidelity_tables_bootstrap_over_samples(tmp_path):
+    """With the raw answers, the sampled W1 intervals include the noise of the finite sample."""
+    from cft.evaluation.metrics import sample_metrics
+    from cft.evaluation.parsing import parse_sample
+    from cft.io import write_jsonl
+    from cft.prompts import PromptSpec
+
+    rng = np.random.default_rng(5)
+    specs = [PromptSpec.from_params(family, params) for family, params in
+             (("gaussian", {"mu": 0.0, "sigma": 1.0}), ("gaussian", {"mu": 2.0, "sigma": 3.0}),
+              ("poisson", {"lambda": 4.0}))]
+    write_jsonl(tmp_path / "unseen.jsonl", [{"spec": spec.to_dict()} for spec in specs])
+    rows, answers = [], []
+    for spec in specs:
+        dist = spec.family.distribution(spec.param_dict)
+        draws = dist.rvs(size=30, random_state=rng) + 0.3
+        parsed = [parse_sample(str(round(float(x))) if spec.family.integer_only else f"{x:.3f}",
+                               spec.family.support(spec.param_dict), spec.family.integer_only) for x in draws]
+        record = sample_metrics(parsed, dist, discrete=spec.family.integer_only)
+        record["w1_norm"] = record.pop("w1_normalized")
+        rows.append({"model": "m", "variant": "base", "split": "unseen", "family_id": spec.family_id,
+                     "distribution_id": spec.distribution_id, **record})
+        answers += [{"model": "m", "variant": "base", "split": "unseen", "distribution_id": spec.distribution_id,
+                     "parsed_value": p.value, "is_valid": p.is_valid} for p in parsed]
+    pd.DataFrame(rows).to_csv(tmp_path / "base.csv", index=False)
+    write_jsonl(tmp_path / "samples.jsonl", answers)
+
+    points_only = fidelity_tables([tmp_path / "base.csv"], tmp_path / "p1.csv", tmp_path / "s1.csv",
+                                  n_boot=300, seed=1).iloc[0]
+    with_samples = fidelity_tables([tmp_path / "base.csv"], tmp_path / "p2.csv", tmp_path / "s2.csv",
+                                   samples_jsonls=[tmp_path / "samples.jsonl"],
+                                   test_sets=[tmp_path / "unseen.jsonl"], n_boot=300, seed=1).iloc[0]
+    assert with_samples["family_median_w1_norm"] == points_only["family_median_w1_norm"]
+    width = lambda row, m: row[f"family_mean_{m}_ci_high"] - row[f"family_mean_{m}_ci_low"]
+    assert width(with_samples, "w1_norm") > width(points_only, "w1_norm")
+    assert width(with_samples, "w1") > width(points_only, "w1")

@@ -28,11 +28,17 @@ rule evaluate_fidelity:
 
 rule tab_fidelity:
     input:
-        expand(
+        prompts=expand(
             "results/fidelity/{model}/{variant}/prompts.csv",
             model=MODELS,
             variant=VARIANTS,
         ),
+        samples=expand(
+            "results/fidelity/{model}/{variant}/samples.jsonl",
+            model=MODELS,
+            variant=VARIANTS,
+        ),
+        test_sets=expand("results/datasets/{split}.jsonl", split=config["evaluate"]["splits"]),
     output:
         prompts=report(
             "results/tables/fidelity_prompts.csv",

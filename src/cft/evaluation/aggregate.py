@@ -10,14 +10,16 @@ undefined moment error or one prompt had no valid answer.
 
 Confidence intervals are percentile bootstraps over prompts: each replicate resamples the prompts
 of every family with replacement, recomputes the family means and then the median and mean across
-families. Each (group, metric) draws from its own seed derived from its name, so adding a model to
+families. For sampled metrics the caller may also pass per-prompt replicates drawn by resampling that
+prompt's answers (``replicates``); replicate b then uses each drawn prompt's b-th value instead of its
+point value, so the interval covers the noise of both the prompt set and the finite samples. Each (group, metric) draws from its own seed derived from its name, so adding a model to
 the table does not change the intervals of the others.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,23 @@ def _finite_values(column: pd.Series) -> np.ndarray:
     """The finite numbers of a metric column; None, NaN and inf are dropped."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     return values[np.isfinite(values)]
+
+
+def _family_values(
+    family_df: pd.DataFrame, metric: str, index: pd.Index, replicates: Mapping[str, np.ndarray] | None,
+    n_boot: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A family's finite point values and, if the metric has them, their sample-bootstrap replicates
+    (rows without replicates repeat their point value)."""
+    values = pd.to_numeric(family_df[metric], errors="coerce").to_numpy(dtype=np.float64)
+    keep = np.isfinite(values)
+    if not replicates or metric not in replicates:
+        return values[keep], None
+    rows = replicates[metric][index.get_indexer(family_df.index)][keep]
+    if rows.shape[1] != n_boot:
+        raise ValueError(f"replicates of {metric} have {rows.shape[1]} columns, expected n_boot={n_boot}")
+    rows = np.where(np.isfinite(rows), rows, values[keep][:, None])
+    return values[keep], rows
 
 
 def family_means(
@@ -56,13 +75,20 @@ def family_means(
 
 
 def _bootstrap(
-    families: list[np.ndarray], n_boot: int, rng: np.random.Generator
+    families: list[tuple[np.ndarray, np.ndarray | None]], n_boot: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Replicates of (median, mean) across families of prompt-resampled family means."""
-    replicate_means = np.column_stack([
-        values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-        for values in families
-    ])
+    """Replicates of (median, mean) across families of prompt-resampled family means.
+
+    Each family is (point values, per-prompt replicates of shape (prompts, n_boot) or None).
+    """
+    columns = []
+    for values, replicates in families:
+        drawn = rng.integers(0, len(values), size=(n_boot, len(values)))
+        if replicates is None:
+            columns.append(values[drawn].mean(axis=1))
+        else:
+            columns.append(replicates[drawn, np.arange(n_boot)[:, None]].mean(axis=1))
+    replicate_means = np.column_stack(columns)
     return np.median(replicate_means, axis=1), replicate_means.mean(axis=1)
 
 
@@ -75,12 +101,15 @@ def summarize(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    replicates: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per group and metric: ``median`` and ``mean`` across family means, their bootstrap
     intervals (``median_ci_low`` ... ``mean_ci_high``), ``n_families`` with a value,
     ``n_families_missing`` without one, ``n_prompts`` and ``n_missing`` prompt values skipped.
 
     A group and metric without any value gets NaN statistics and ``n_families = 0``.
+    ``replicates`` maps a metric to an array of shape (len(df), n_boot) of per-prompt sample-bootstrap
+    values (NaN rows where a prompt has none: its point value is used in every replicate).
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
@@ -91,18 +120,18 @@ def summarize(
     for key, group_df in df.groupby(list(group_cols), sort=True, dropna=False):
         for metric in metrics:
             by_family = group_df.groupby(family_col, sort=True, dropna=False)
-            families = [_finite_values(f[metric]) for _, f in by_family]
-            present = [values for values in families if len(values)]
+            families = [_family_values(f, metric, df.index, replicates, n_boot) for _, f in by_family]
+            present = [(values, reps) for values, reps in families if len(values)]
             row = {
                 **dict(zip(group_cols, key)),
                 "metric": metric,
                 "n_families": len(present),
                 "n_families_missing": len(families) - len(present),
                 "n_prompts": len(group_df),
-                "n_missing": len(group_df) - sum(len(values) for values in present),
+                "n_missing": len(group_df) - sum(len(values) for values, _ in present),
             }
             if present:
-                point = np.array([values.mean() for values in present])
+                point = np.array([values.mean() for values, _ in present])
                 name = "\x1f".join(map(str, (*key, metric)))
                 rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
                 medians, means = _bootstrap(present, n_boot, rng)

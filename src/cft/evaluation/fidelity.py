@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from cft.evaluation.exact import (
     mc_trie_kl,
     score_trie,
 )
-from cft.evaluation.metrics import sample_metrics, target_summary
+from cft.evaluation.metrics import MIN_VALID, bootstrap_w1, sample_metrics, target_summary
 from cft.evaluation.parsing import parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
@@ -262,17 +263,60 @@ SUMMARY_COLUMNS = {
 }
 
 
+SAMPLE_BOOTSTRAP_METRICS = ("w1", "w1_norm", "w1_over_std")
+
+
+def sample_bootstrap_replicates(prompts: pd.DataFrame, samples_jsonls: Sequence[str | Path],
+                                test_sets: Sequence[str | Path], *, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-prompt replicates of the sampled W1 metrics from resampling that prompt's valid answers.
+
+    Returns, for each metric in SAMPLE_BOOTSTRAP_METRICS, an array (len(prompts), n_boot), NaN on
+    rows with fewer than MIN_VALID valid answers (the metric itself is missing there).
+    """
+    specs = {spec.distribution_id: spec
+             for path in test_sets for spec in (PromptSpec.from_dict(r["spec"]) for r in read_jsonl(path))}
+    answers: dict[tuple[str, str, str, str], list[float]] = {}
+    for path in samples_jsonls:
+        for row in read_jsonl(path):
+            if row["is_valid"]:
+                key = (row["model"], row["variant"], row["split"], row["distribution_id"])
+                answers.setdefault(key, []).append(row["parsed_value"])
+    out = {metric: np.full((len(prompts), n_boot), np.nan) for metric in SAMPLE_BOOTSTRAP_METRICS}
+    for i, row in enumerate(prompts.itertuples(index=False)):
+        key = (row.model, row.variant, row.split, row.distribution_id)
+        values = answers.get(key, [])
+        if len(values) < MIN_VALID or row.distribution_id not in specs:
+            continue
+        spec = specs[row.distribution_id]
+        rng = np.random.default_rng([seed, zlib.crc32("\x1f".join(key).encode())])
+        w1 = bootstrap_w1(values, spec.family.distribution(spec.param_dict), n_boot=n_boot, rng=rng)
+        out["w1"][i] = w1
+        normalizer, variance = row.w1_normalizer_value, row.target_variance
+        if pd.notna(normalizer) and normalizer > 0:
+            out["w1_norm"][i] = w1 / normalizer
+        if pd.notna(variance) and variance > 0:
+            out["w1_over_std"][i] = w1 / math.sqrt(variance)
+    for replicates in out.values():
+        replicates[~np.isfinite(replicates)] = np.nan
+    return out
+
+
 def fidelity_tables(prompt_csvs: Sequence[str | Path], prompts_out: str | Path, summary_out: str | Path,
-                    *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    *, samples_jsonls: Sequence[str | Path] = (), test_sets: Sequence[str | Path] = (),
+                    n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Concatenate per-prompt rows of every (model, variant) and summarize per (model, variant, split).
 
     The summary has, for every metric m, ``family_median_m`` and ``family_mean_m`` (family = mean
     over its prompts; then median or mean over families, missing values skipped and counted) with 95%
-    bootstrap intervals, plus ``valid_rate`` and ``exact_valid_mass`` as family-balanced means.
+    bootstrap intervals, plus ``valid_rate`` and ``exact_valid_mass`` as family-balanced means. With
+    the raw answers (``samples_jsonls``) and the test sets, the intervals of the sampled W1 metrics
+    resample the answers of each prompt as well as the prompts.
     """
     prompts = pd.concat([pd.read_csv(path) for path in prompt_csvs], ignore_index=True)
     metrics = [m for m in SUMMARY_METRICS if m in prompts.columns]
-    long = summarize(prompts, metrics, n_boot=n_boot, seed=seed)
+    replicates = (sample_bootstrap_replicates(prompts, samples_jsonls, test_sets, n_boot=n_boot, seed=seed)
+                  if samples_jsonls else None)
+    long = summarize(prompts, metrics, n_boot=n_boot, seed=seed, replicates=replicates)
     rows = []
     for key, group in long.groupby(["model", "variant", "split"], sort=False):
         row = dict(zip(["model", "variant", "split"], key))

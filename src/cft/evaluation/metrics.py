@@ -114,6 +114,18 @@ def w1_to_target(values: Sequence[float], dist: Any) -> float:
     return float(np.mean(np.abs(x - quantiles)))
 
 
+def bootstrap_w1(values: Sequence[float], dist: Any, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """W1 to ``dist`` of ``n_boot`` resamples (with replacement) of ``values``: the sampling noise of
+    `w1_to_target` for this prompt. The number of answers stays that of ``values``, so the target's
+    quantile grid is the one the point estimate used."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    quantiles = dist.ppf((np.arange(1, n + 1) - 0.5) / n)
+    resampled = np.sort(x[rng.integers(0, n, size=(n_boot, n))], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.mean(np.abs(resampled - quantiles), axis=1)
+
+
 def w1_between_pmfs(support_values: Sequence[float], p: Sequence[float], q: Sequence[float]) -> float:
     """W1 between two laws on one strictly increasing grid: sum_j |P(x_j) - Q(x_j)| (x_{j+1} - x_j).
 
