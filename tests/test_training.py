@@ -20,8 +20,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, decoders, models
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
 import cft.training.trainer as trainer_module
 from cft.models import load_model, load_tokenizer, resolve_model_dir
@@ -38,11 +36,7 @@ from cft.training import (
     train,
 )
 from cft.training.data import Example, balanced_order, collate, epoch_batches, steps_per_epoch
-
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from tiny_models import char_tokenizer, tiny_llama
 
 PROMPTS = [
     PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
@@ -52,31 +46,6 @@ PROMPTS = [
     PromptSpec.from_params("gaussian", {"mu": 3.0, "sigma": 0.5}),
     PromptSpec.from_params("binomial", {"n": 10.0, "p": 0.3}),
 ]
-
-
-def char_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per character, ChatML specials, eos = pad = <|im_end|> (SmolLM2's layout)."""
-    specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
-    chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n.,=-"))
-    vocab = {token: i for i, token in enumerate(specials + chars)}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.add_special_tokens(specials)
-    backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
-                                        eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<unk>")
-    tokenizer.chat_template = CHATML
-    return tokenizer
-
-
-def tiny_llama(vocab_size: int, seed: int = 0):
-    # With the default init (std 0.02) the tied embeddings cap every logit near +-0.6, so no adapter
-    # could move the output distribution far; std 0.2 leaves room to learn in a few steps.
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=True,
-                         initializer_range=0.2)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 @pytest.fixture(scope="module", autouse=True)
