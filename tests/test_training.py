@@ -315,7 +315,8 @@ def newest_checkpoint_step(out: Path) -> int:
 
 def test_sigkilled_run_rerun_gives_the_same_adapter(tiny_dir, tmp_path):
     """A real SIGKILL, landing wherever it lands (mid-step or mid-checkpoint-write)."""
-    config = tiny_config("hard", checkpoint_every=1)
+    # Enough steps after the kill point that a poller slowed by a loaded machine still sees it running.
+    config = tiny_config("hard", checkpoint_every=1, epochs=6)
     reference = train("hard", PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
     out = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tiny_dir), str(out),
