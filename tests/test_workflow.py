@@ -36,14 +36,27 @@ def test_default_dry_run(repo_root):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["make_split"] == 3
-    assert counts["train_adapter"] == 2
+    assert counts["train_adapter"] == 2  # soft, hard
+    assert "fit_temperature" not in counts and "train_ats" not in counts
+
+
+def test_baselines_dry_run_adds_every_variant(repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile=config/baselines.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train_adapter"] == 4  # soft, hard, fullsupport, exactdigit
+    assert counts["fit_temperature"] == 1
+    assert counts["train_ats"] == 2  # ats_smooth, ats_kl
+    assert counts["evaluate_fidelity"] == 9  # base, 4 adapters, 4 baselines
 
 
 def test_paper_dry_run_lists_the_matrix(repo_root):
     result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile", "config/paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    assert counts["train_adapter"] == 12 * 2
+    # 12 models x (soft, hard, fullsupport), the Qwen3-1.7B ablations (12 soft grids, 3 hard budgets)
+    # and exactdigit_d5 on the 9 models whose tokenizers write digits singly.
+    assert counts["train_adapter"] == 12 * 3 + 12 + 3 + 9
     assert counts["prepare_model"] == 12
 
 

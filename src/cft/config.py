@@ -8,6 +8,8 @@ failure is one `ConfigError` line that names the offending key and what is allow
 from __future__ import annotations
 
 import copy
+import itertools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,7 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_
         _check_model_overrides(index, model.get("train", {}), schema)
     _check_families(config["data"])
     _check_models(config["models"])
+    _check_ablations(config, schema)
     return config
 
 
@@ -164,8 +167,11 @@ def model_entry(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     raise ConfigError(f"no model named {name!r} in config key 'models'")
 
 
-def train_settings(config: Mapping[str, Any], model: str, method: str) -> dict[str, Any]:
-    """The flat training settings of one (model, method): common, then method, then model overrides."""
+def train_settings(config: Mapping[str, Any], model: str, variant: str) -> dict[str, Any]:
+    """The flat training settings of one (model, trained variant): common, then method, then model
+    overrides, then (for an ablation variant such as `soft_d2_b4096`) the ablation's overrides."""
+    ablation = ablation_variants(config).get(variant)
+    method = ablation["method"] if ablation else variant
     overrides = model_entry(config, model).get("train", {})
     settings: dict[str, Any] = {
         "method": method,
@@ -177,4 +183,69 @@ def train_settings(config: Mapping[str, Any], model: str, method: str) -> dict[s
     settings.update(config["train"].get(method, {}))
     settings.update(overrides.get("common", {}))
     settings.update(overrides.get(method, {}))
+    if ablation:
+        settings.update(ablation["overrides"])
     return settings
+
+
+def ablation_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Expand `train.ablations` into named training variants: name -> {method, overrides, models}.
+
+    An ablation entry is a base method, a name template over the varied keys, and either a `grid`
+    (every combination of the listed values) or explicit `settings` (one variant each), e.g.
+    {method: soft, name: "soft_d{decimals}_b{max_bins}", grid: {decimals: [1, 2], max_bins: [1001]}}
+    gives `soft_d1_b1001` and `soft_d2_b1001`. `models` (default: all) limits which models train it.
+    """
+    variants: dict[str, dict[str, Any]] = {}
+    all_models = [model["name"] for model in config["models"]]
+    for entry in config["train"].get("ablations", []):
+        for overrides in _ablation_overrides(entry):
+            name = entry["name"].format(**overrides)
+            variants[name] = {"method": entry["method"], "overrides": overrides,
+                              "models": list(entry.get("models") or all_models)}
+    return variants
+
+
+def _ablation_overrides(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The override sets of one ablation entry: every combination of its grid, or its settings list."""
+    if "grid" in entry:
+        keys = list(entry["grid"])
+        return [dict(zip(keys, values)) for values in itertools.product(*entry["grid"].values())]
+    return [dict(settings) for settings in entry.get("settings", [])]
+
+
+def _check_ablations(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Each ablation names a known method, varies only keys of that method's section, and expands to
+    new, unique variant names that fit in result paths."""
+    train_schema = schema["properties"]["train"]["properties"]
+    models = {model["name"] for model in config["models"]}
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(config["train"].get("ablations", [])):
+        key = f"train.ablations[{index}]"
+        method = entry["method"]
+        if method in ("methods", "common", "ablations") or method not in train_schema:
+            allowed = sorted(set(train_schema) - {"methods", "common", "ablations"})
+            raise ConfigError(f"config key '{key}.method': unknown method {method!r}; allowed: {', '.join(allowed)}")
+        if ("grid" in entry) == ("settings" in entry):
+            raise ConfigError(f"config key '{key}': give exactly one of 'grid' and 'settings'")
+        for model in entry.get("models") or []:
+            if model not in models:
+                raise ConfigError(f"config key '{key}.models': no model named {model!r} in config key 'models'")
+        method_schema = {**train_schema[method], "$defs": schema["$defs"]}
+        for overrides in _ablation_overrides(entry):
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(method_schema).iter_errors(copy.deepcopy(dict(overrides))))
+            if error is not None:
+                raise ConfigError(_describe(error, method_schema).replace("config key '", f"config key '{key}.", 1))
+            try:
+                name = entry["name"].format(**overrides)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(f"config key '{key}.name': {entry['name']!r} cannot be filled from "
+                                  f"{sorted(overrides)} ({exc!r})") from None
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", name):
+                raise ConfigError(f"config key '{key}.name': variant name {name!r} must use lowercase letters, "
+                                  "digits and '_' (it becomes a result folder)")
+            if name == "base" or name in train_schema or name in seen:
+                raise ConfigError(f"config key '{key}.name': variant name {name!r} is already used "
+                                  f"({'by ' + f'train.ablations[{seen[name]}]' if name in seen else 'by a method'})")
+            seen[name] = index

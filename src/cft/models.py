@@ -279,11 +279,17 @@ def load_model(model_dir: str | os.PathLike, dtype: str = "auto", device: str | 
     return model.eval()
 
 
-def format_prompt(tokenizer, text: str, chat: ChatOptions | None = None) -> str:
-    """The prompt as the model sees it: chat-templated with the generation prompt, or plain text."""
+def format_prompt(tokenizer, text: str, chat: ChatOptions | None = None, *, system: str | None = None) -> str:
+    """The prompt as the model sees it: chat-templated with the generation prompt, or plain text.
+
+    ``system`` (a prompting protocol's instructions, e.g. String Seed of Thought) goes in a system
+    message before the user turn, or in front of the text for a model without a chat template.
+    """
     chat = chat or ChatOptions()
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": text}]
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": system})
         extra = {}
         if chat.enable_thinking is not None:
             extra["enable_thinking"] = chat.enable_thinking
@@ -297,7 +303,7 @@ def format_prompt(tokenizer, text: str, chat: ChatOptions | None = None) -> str:
             # Some templates (or tokenizer wrappers) reject unknown keyword arguments.
             formatted = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:
-        formatted = text
+        formatted = text if system is None else f"{system}\n\n{text}"
     return formatted + (chat.generation_prefix or "")
 
 

@@ -95,9 +95,25 @@ def output_space_for(
 
 
 def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
-    # An infinite side is cut at a quantile; a finite side keeps the whole support, however small
-    # the mass of its extreme values. The fallbacks for an undefined quantile are the paper's
-    # (its lower one is (-max_bins) // 2, so -501 rather than -500 for 1001 bins).
+    first, last = integer_window(dist, (lower, upper), max_bins, quantile_low, quantile_high)
+    support_values = np.arange(first, last + 1, dtype=np.int64)[:max_bins]
+    probs = np.asarray(dist.pmf(support_values), dtype=np.float64)
+    # The upper tail beyond the cut is folded into the last value. The paper never folds the lower
+    # tail (only Skellam has one); renormalization spreads that missing mass over all values.
+    if upper is None:
+        probs[-1] += max(0.0, 1.0 - float(dist.cdf(float(support_values[-1]))))
+    probs = _normalize(probs)
+    return [str(v) for v in support_values.tolist()], probs
+
+
+def integer_window(dist, support, max_bins: int, quantile_low: float, quantile_high: float) -> tuple[int, int]:
+    """The integer range [first, last] a discrete target covers (before the paper's max_bins cut).
+
+    An infinite side is cut at a quantile; a finite side keeps the whole support, however small
+    the mass of its extreme values. The fallbacks for an undefined quantile are the paper's
+    (its lower one is (-max_bins) // 2, so -501 rather than -500 for 1001 bins).
+    """
+    lower, upper = support
     if lower is None:
         start = float(dist.ppf(quantile_low))
         first = math.floor(start) if np.isfinite(start) else (-max_bins) // 2
@@ -110,15 +126,7 @@ def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
         last = math.ceil(upper)
     if first > last:
         first, last = last, first
-
-    support_values = np.arange(first, last + 1, dtype=np.int64)[:max_bins]
-    probs = np.asarray(dist.pmf(support_values), dtype=np.float64)
-    # The upper tail beyond the cut is folded into the last value. The paper never folds the lower
-    # tail (only Skellam has one); renormalization spreads that missing mass over all values.
-    if upper is None:
-        probs[-1] += max(0.0, 1.0 - float(dist.cdf(float(support_values[-1]))))
-    probs = _normalize(probs)
-    return [str(v) for v in support_values.tolist()], probs
+    return first, last
 
 
 def continuous_window(dist, support, quantile_low: float, quantile_high: float) -> tuple[float, float]:

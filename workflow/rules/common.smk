@@ -1,20 +1,30 @@
 # Config validation, wildcard constraints and input functions. No rules live here.
 
-from cft.config import model_entry, train_settings, validate_config
+from cft.config import ablation_variants, model_entry, train_settings, validate_config
 from cft.grids import SPLITS
+from cft.variants import variant_files
 
 config = validate_config(config)
 
 MODELS = [model["name"] for model in config["models"]]
 METHODS = list(config["train"]["methods"])
 VARIANTS = [v for v in config["evaluate"]["variants"] if v == "base" or v in METHODS]
+# Ablations (train.ablations): extra trained variants such as soft_d2_b4096, each a base method plus
+# overrides; trained by train_adapter and evaluated by evaluate_fidelity under their own names.
+ABLATIONS = ablation_variants(config)
+# Baselines (cft.variants): a fitted global temperature, ATS heads and String Seed of Thought,
+# evaluated like the adapters; their files come from workflow/rules/baselines.smk.
+BASELINE_VARIANTS = ["temperature", "ats_smooth", "ats_kl", "ssot"]
+BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS]
+VARIANTS = VARIANTS + BASELINES
 
 
 wildcard_constraints:
     model="|".join(MODELS),
-    method="|".join(["soft", "hard"]),
+    method="|".join(["soft", "hard", "fullsupport", "exactdigit", *ABLATIONS]),
     split="|".join(SPLITS),
-    variant="|".join(["base", "soft", "hard"]),
+    variant="|".join(["base", "soft", "hard", "fullsupport", "exactdigit", *ABLATIONS, *BASELINE_VARIANTS]),
+    ats_variant="ats_smooth|ats_kl",
 
 
 FIDELITY_FIGURES = ["fidelity_summary", "fidelity_heatmap", "fidelity_overlays", "fidelity_valid_rate"]
@@ -26,8 +36,28 @@ def final_outputs():
         "results/datasets/train_subset.jsonl",
         *expand("results/adapters/{model}/{method}/train_log.csv", model=MODELS, method=METHODS),
         "results/figures/training_curves.pdf",
+        *(["results/figures/baselines.pdf"] if set(BASELINES) - {"ssot"} else []),
         "results/tables/fidelity_summary.csv",
         *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
+        "results/tables/openended_summary.csv",
+        "results/tables/mcq_summary.csv",
+        *[f"results/figures/{name}.pdf" for name in ("openended_support", "openended_case_studies", "mcq_positions")],
+        *(["results/tables/ablations_summary.csv", "results/figures/ablations_summary.pdf"] if ABLATIONS else []),
+        "results/tables/noveltybench_summary.csv",
+        "results/figures/noveltybench.pdf",
+        "results/tables/retention_tasks.csv",
+        "results/tables/retention_perplexity.csv",
+        "results/figures/retention_tasks.pdf",
+        "results/figures/retention_perplexity.pdf",
+    ]
+
+
+def ablation_files(pattern):
+    """`pattern` (with {model} and {variant}) for every (model, ablation variant) the config trains."""
+    return [
+        pattern.format(model=model, variant=name)
+        for name, ablation in ABLATIONS.items()
+        for model in ablation["models"]
     ]
 
 
@@ -76,14 +106,16 @@ def fidelity_inputs(wildcards):
         "model": f"results/models/{wildcards.model}.json",
         **{split: f"results/datasets/{split}.jsonl" for split in config["evaluate"]["splits"]},
     }
-    if wildcards.variant != "base":
+    if wildcards.variant in BASELINE_VARIANTS:
+        inputs.update(variant_files(wildcards.model, wildcards.variant))
+    elif wildcards.variant != "base":
         inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
     return inputs
 
 
 def fidelity_settings(wildcards):
     soft = config["train"]["soft"]
-    return {
+    settings = {
         **config["evaluate"]["fidelity"],
         "mc_seeds": tuple(config["evaluate"]["fidelity"]["mc_seeds"]),
         "seed": config["seed"],
@@ -92,6 +124,12 @@ def fidelity_settings(wildcards):
         "quantile_low": config["data"]["quantile_low"],
         "quantile_high": config["data"]["quantile_high"],
     }
+    if wildcards.variant == "ssot":
+        # SSoT writes a seed string and reasoning before its answer: its own sample count and budget.
+        ssot = config["baselines"]["ssot"]
+        settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],
+                        ssot_system_prompt=ssot["system_prompt"])
+    return settings
 
 
 def fidelity_distributions(wildcards):
@@ -105,6 +143,8 @@ def fidelity_distributions(wildcards):
 def variant_inputs(wildcards):
     """The model record, plus the LoRA adapter when the variant is a trained method (any evaluation)."""
     inputs = {"model": f"results/models/{wildcards.model}.json"}
-    if wildcards.variant in METHODS:
+    if wildcards.variant in METHODS or wildcards.variant in ABLATIONS:
         inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
+    if wildcards.variant in BASELINE_VARIANTS:
+        inputs.update(variant_files(wildcards.model, wildcards.variant))
     return inputs

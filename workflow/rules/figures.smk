@@ -5,12 +5,12 @@ rule fig_training_curves:
     input:
         unpack(training_logs),
     output:
-        pdf=report(
-            "results/figures/training_curves.pdf",
+        pdf="results/figures/training_curves.pdf",
+        png=report(
+            "results/figures/training_curves.png",
             caption="../report/fig_training_curves.rst",
             category="Training",
         ),
-        png="results/figures/training_curves.png",
     log:
         "logs/fig_training_curves/fig_training_curves.log",
     benchmark:
@@ -25,12 +25,12 @@ rule fig_fidelity_summary:
     input:
         "results/tables/fidelity_summary.csv",
     output:
-        pdf=report(
-            "results/figures/fidelity_summary.pdf",
+        pdf="results/figures/fidelity_summary.pdf",
+        png=report(
+            "results/figures/fidelity_summary.png",
             caption="../report/fig_fidelity_summary.rst",
             category="Fidelity",
         ),
-        png="results/figures/fidelity_summary.png",
     log:
         "logs/fig_fidelity_summary/fig_fidelity_summary.log",
     benchmark:
@@ -47,12 +47,12 @@ rule fig_fidelity_heatmap:
     input:
         "results/tables/fidelity_prompts.csv",
     output:
-        pdf=report(
-            "results/figures/fidelity_heatmap.pdf",
+        pdf="results/figures/fidelity_heatmap.pdf",
+        png=report(
+            "results/figures/fidelity_heatmap.png",
             caption="../report/fig_fidelity_heatmap.rst",
             category="Fidelity",
         ),
-        png="results/figures/fidelity_heatmap.png",
     log:
         "logs/fig_fidelity_heatmap/fig_fidelity_heatmap.log",
     benchmark:
@@ -70,12 +70,12 @@ rule fig_fidelity_overlays:
         unpack(fidelity_distributions),
         prompts="results/tables/fidelity_prompts.csv",
     output:
-        pdf=report(
-            "results/figures/fidelity_overlays.pdf",
+        pdf="results/figures/fidelity_overlays.pdf",
+        png=report(
+            "results/figures/fidelity_overlays.png",
             caption="../report/fig_fidelity_overlays.rst",
             category="Fidelity",
         ),
-        png="results/figures/fidelity_overlays.png",
     log:
         "logs/fig_fidelity_overlays/fig_fidelity_overlays.log",
     benchmark:
@@ -92,12 +92,12 @@ rule fig_fidelity_valid_rate:
     input:
         "results/tables/fidelity_summary.csv",
     output:
-        pdf=report(
-            "results/figures/fidelity_valid_rate.pdf",
+        pdf="results/figures/fidelity_valid_rate.pdf",
+        png=report(
+            "results/figures/fidelity_valid_rate.png",
             caption="../report/fig_fidelity_valid_rate.rst",
             category="Fidelity",
         ),
-        png="results/figures/fidelity_valid_rate.png",
     log:
         "logs/fig_fidelity_valid_rate/fig_fidelity_valid_rate.log",
     benchmark:

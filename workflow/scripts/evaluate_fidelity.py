@@ -17,4 +17,5 @@ if __name__ == "__main__":
         distributions_json=snakemake.output.distributions,
         device=snakemake.params.device,
         threads=snakemake.threads,
+        variant_files=snakemake.input,
     )

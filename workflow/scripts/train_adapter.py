@@ -1,10 +1,15 @@
 import sys
 
-from cft.training import train_from_workflow
+from cft.launch import train_adapter_job
 
 if __name__ == "__main__":
     sys.stderr = open(snakemake.log[0], "w")
-    train_from_workflow(
+    train_adapter_job(
+        # Read from the config rather than params, so that adding the launcher left the params
+        # (and with them the finished jobs) of existing configs unchanged. `snakemake.config` is the
+        # config before validation filled in defaults, hence the default here.
+        launcher=snakemake.config["train"].get("launcher", {"kind": "none"}),
+        gpus=snakemake.resources.gpu,
         model_record=snakemake.input.model,
         prompts_path=snakemake.input.prompts,
         settings=snakemake.params.settings,
@@ -14,4 +19,5 @@ if __name__ == "__main__":
         record_path=snakemake.output.record,
         threads=snakemake.threads,
         device=snakemake.params.device,
+        log=sys.stderr,
     )

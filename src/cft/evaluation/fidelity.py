@@ -22,7 +22,7 @@ import math
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,11 @@ from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, samp
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
 from cft.evaluation.aggregate import summarize
+from cft.baselines.ssot import EXACT_SKIPPED, extract_answer, format_ssot_prompt, parse_ssot_sample
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.trie import TokenTrie
-from cft.variants import load_variant
+from cft.variants import load_variant, needs_hf_backend, resolve_kind
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class FidelitySettings:
     mc_seeds: tuple[int, ...] = PAPER_MC_SEEDS
     quantile_low: float = 0.001
     quantile_high: float = 0.999
+    # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
+    ssot_system_prompt: str | None = None
 
     @property
     def sampling(self) -> SamplingParams:
@@ -177,51 +180,102 @@ def exact_metrics(model, tokenizer, spec: PromptSpec, prompt_ids: Sequence[int],
 
 
 def sampled_metrics(sampler: HFSampler | VLLMSampler, formatted: str, spec: PromptSpec, split: str,
-                    settings: FidelitySettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Sampled metrics of one prompt and its raw answers (every answer kept, with its verdict)."""
+                    settings: FidelitySettings, *, ssot_tokenizer=None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Sampled metrics of one prompt and its raw answers (every answer kept, with its verdict).
+
+    With ``ssot_tokenizer`` the answers are String Seed of Thought outputs: the answer is read out of
+    its tag, and the generated and extra (non-answer) tokens per sample are counted.
+    """
     family = spec.family
     params = settings.sampling
     key = prompt_key(split, spec.distribution_id)
     seeds = sample_seeds(params, key)
     texts = sampler.sample(formatted, params, prompt_index=key)
     support = family.support(spec.param_dict)
-    parsed = [parse_sample(text, support, family.integer_only) for text in texts]
+    if ssot_tokenizer is None:
+        parsed = [parse_sample(text, support, family.integer_only) for text in texts]
+        extra = [{} for _ in texts]
+    else:
+        parsed, extra = ssot_verdicts(ssot_tokenizer, texts, support, family.integer_only, params.max_new_tokens)
     dist = family.distribution(spec.param_dict)
     record = sample_metrics(parsed, dist, discrete=family.integer_only, num_requested=params.num_samples)
     record["w1_norm"] = record.pop("w1_normalized")
+    if ssot_tokenizer is not None:
+        record.update(ssot_summary(extra))
     raw = [
         {"split": split, "distribution_id": spec.distribution_id, "sample_index": i, "seed": seed,
          "raw_text": text, "parsed_text": p.text, "parsed_value": p.value, "is_valid": p.is_valid,
-         "error": p.error}
-        for i, (seed, text, p) in enumerate(zip(seeds, texts, parsed))
+         "error": p.error, **more}
+        for i, (seed, text, p, more) in enumerate(zip(seeds, texts, parsed, extra))
     ]
     return record, raw
+
+
+def ssot_verdicts(tokenizer, texts: Sequence[str], support, integer_only: bool, max_new_tokens: int):
+    """Parsed SSoT answers and, per sample, its generated tokens and the tokens beyond the answer.
+
+    Token counts re-encode the decoded text (the sampler returns text); an output that reached the
+    token limit without an answer tag counts as truncated.
+    """
+    parsed, extra = [], []
+    for text in texts:
+        generated = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        hit_limit = generated >= max_new_tokens
+        answer = extract_answer(text, hit_token_limit=hit_limit).text
+        answer_tokens = len(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else 0
+        parsed.append(parse_ssot_sample(text, support, integer_only, hit_token_limit=hit_limit))
+        extra.append({"generated_tokens": generated, "extra_tokens": generated - answer_tokens,
+                      "hit_token_limit": hit_limit})
+    return parsed, extra
+
+
+def ssot_summary(extra: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    return {
+        "ssot_mean_generated_tokens": float(np.mean([e["generated_tokens"] for e in extra])),
+        "ssot_mean_extra_tokens": float(np.mean([e["extra_tokens"] for e in extra])),
+        "ssot_token_limit_rate": float(np.mean([e["hit_token_limit"] for e in extra])),
+    }
 
 
 def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path | None, variant: str,
                       test_sets: Mapping[str, str | Path], settings: FidelitySettings,
                       prompts_csv: str | Path, samples_jsonl: str | Path, distributions_json: str | Path,
-                      device: str = "cpu", threads: int | None = None) -> pd.DataFrame:
-    """Evaluate one (model, variant) on the test splits; write per-prompt metrics and raw answers."""
+                      device: str = "cpu", threads: int | None = None,
+                      variant_files: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Evaluate one (model, variant) on the test splits; write per-prompt metrics and raw answers.
+
+    ``variant_files`` holds the inputs of a baseline variant (`cft.variants`: a fitted temperature,
+    an ATS head); the variant's kind decides the prompt protocol and whether exact metrics apply.
+    """
     if threads:
         torch.set_num_threads(threads)
     model_record = read_json(model_record_path)
     tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, adapter_dir, device)
+    kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
+    if needs_hf_backend(kind) and settings.backend != "hf":
+        # vLLM runs its own copy of the weights and would sample the untransformed model.
+        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
+        settings = replace(settings, backend="hf")
+    model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
     chat = ChatOptions(**model_record.get("chat", {}))
     sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir)
+    ssot = kind.prompting == "ssot"
 
     rows, raw_answers, distributions = [], [], {}
     for split, path in test_sets.items():
         for spec in (PromptSpec.from_dict(row["spec"]) for row in read_jsonl(path)):
             family = spec.family
-            formatted = format_prompt(tokenizer, spec.prompt, chat)
+            formatted = (format_ssot_prompt(tokenizer, spec.prompt, chat, settings.ssot_system_prompt)
+                         if ssot
+                         else format_prompt(tokenizer, spec.prompt, chat))
             prompt_ids = encode_prompt(tokenizer, formatted)
             row = {"model": model_record["name"], "variant": variant, "split": split,
                    "family_id": family.family_id, "tier": family.tier, "kind": family.kind,
                    "distribution_id": spec.distribution_id, "prompt": spec.prompt}
             started = time.perf_counter()
-            if settings.exact:
+            if not kind.exact_metrics:
+                row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
+            elif settings.exact:
                 exact, distribution = exact_metrics(model, tokenizer, spec, prompt_ids, settings)
                 row.update(exact)
                 if distribution is not None:
@@ -229,7 +283,8 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
             row["exact_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
             if sampler is not None:
-                sampled, raw = sampled_metrics(sampler, formatted, spec, split, settings)
+                sampled, raw = sampled_metrics(sampler, formatted, spec, split, settings,
+                                               ssot_tokenizer=tokenizer if ssot else None)
                 row.update(sampled)
                 raw_answers.extend({"model": model_record["name"], "variant": variant, **r} for r in raw)
             row["sampled_seconds"] = time.perf_counter() - started
@@ -243,6 +298,15 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
     write_json(distributions_json, distributions)
     write_csv(prompts_csv, frame)
     return frame
+
+
+# The exact metrics a row has when they apply (left empty, with the reason, when they do not).
+EXACT_METRICS = ("first_token_numeric_mass", "exact_trie_kl", "exact_sequence_kl", "trie_kl", "digit_kl",
+                 "exact_valid_mass", "exact_w1", "exact_w1_norm")
+
+
+def kind_exact_skipped(kind) -> str:
+    return EXACT_SKIPPED if kind.prompting == "ssot" else f"{kind.name}: exact metrics do not apply"
 
 
 # Metrics summarized across families: the median over families (the paper's headline) and the mean,

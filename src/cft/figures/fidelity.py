@@ -70,9 +70,15 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
 
 
 def plot_fidelity_heatmap(prompts_csv: str | Path, pdf_path: str | Path, png_path: str | Path, *,
-                          metric: str = "exact_w1_norm", note: str = "") -> None:
-    """Per-family mean of a metric (families x variants), one panel per model; log colour scale."""
+                          metric: str | None = None, note: str = "") -> None:
+    """Per-family mean of a metric (families x variants), one panel per model; log colour scale.
+
+    The default metric is the exact normalized W1, or the sampled one when the run had exact
+    evaluation switched off."""
     prompts = pd.read_csv(prompts_csv)
+    if metric is None:
+        has_exact = "exact_w1_norm" in prompts and prompts["exact_w1_norm"].notna().any()
+        metric = "exact_w1_norm" if has_exact else "w1_norm"
     models = list(dict.fromkeys(prompts["model"]))
     variants = _variant_order(prompts["variant"].unique())
     family_order = (prompts[["split", "family_id"]].drop_duplicates()

@@ -50,16 +50,50 @@ def soft_target_kl(
     renormalized over the real children. Each step of an example weighs the same, and so does each
     example, whatever its length (the paper's weighting).
     """
+    per_step = soft_target_step_kl(answer_logits, target_ids, target_probs, temperature, epsilon)
+    steps = step_mask.float()
+    per_example = (per_step * steps).sum(-1) / steps.sum(-1)
+    return per_example.mean()
+
+
+def soft_target_step_kl(
+    answer_logits: torch.Tensor,
+    target_ids: torch.Tensor,
+    target_probs: torch.Tensor,
+    temperature: float = 1.0,
+    epsilon: float = 1e-8,
+) -> torch.Tensor:
+    """KL(q || softmax(z / temperature)) at every step [..., ] of `soft_target_kl`'s layout, unreduced.
+
+    answer_logits [..., V]; target_ids [..., C] (-1 = padding); target_probs [..., C]. A step with
+    no children at all (pure padding) gives 0.
+    """
     log_p = torch.log_softmax(answer_logits.float() / temperature, dim=-1)
     is_child = target_ids >= 0
     q = torch.where(is_child, target_probs.float().clamp_min(epsilon), 0.0)
     q = q / q.sum(-1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
     log_p_children = log_p.gather(-1, target_ids.clamp_min(0))
     # xlogy(q, q) is 0 where q is 0, so padded children contribute nothing (and no NaN gradients).
-    per_step = (torch.special.xlogy(q, q) - q * log_p_children).sum(-1)
-    steps = step_mask.float()
-    per_example = (per_step * steps).sum(-1) / steps.sum(-1)
-    return per_example.mean()
+    return (torch.special.xlogy(q, q) - q * log_p_children).sum(-1)
+
+
+def full_support_kl(
+    node_logits: torch.Tensor,
+    target_ids: torch.Tensor,
+    target_probs: torch.Tensor,
+    node_weight: torch.Tensor,
+    temperature: float = 1.0,
+    epsilon: float = 1e-8,
+) -> torch.Tensor:
+    """sum_s w(s) KL(q_s || p_s) over the trie nodes of each example, averaged over examples.
+
+    node_logits [B, N, V] at N trie nodes; target_ids / target_probs [B, N, C] their children;
+    node_weight [B, N] (0 on padding). With w(s) = sum over the atoms i whose path passes through s
+    of pi_i / (L_i + 1) and every node present, this is exactly the expectation over the target of
+    `soft_target_kl`'s one-path loss (cft.training.fullsupport documents the weighting).
+    """
+    per_node = soft_target_step_kl(node_logits, target_ids, target_probs, temperature, epsilon)
+    return (per_node * node_weight.float()).sum(-1).mean()
 
 
 def hard_target_ce(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,10 @@ index), and the checkpoint holds everything else that changes during training (L
 optimizer and scheduler state, and the RNG that drives LoRA dropout). A run killed at any point and
 rerun reaches the same final adapter as an uninterrupted one.
 
-Multi-GPU: `epoch_batches` already shards by (rank, world_size) with the paper's seed formula. A
-distributed run would create an `accelerate.Accelerator`, pass its process_index/num_processes to
-`epoch_batches`, `prepare` the model and optimizer, and save checkpoints from the main process only.
+Multi-GPU: started once per GPU by torchrun or accelerate (`cft.launch`, `python -m cft.training`),
+the trainer runs data-parallel (`cft.training.distributed`): `epoch_batches` shards every batch by
+(rank, world_size) with the paper's seed formula, the LoRA gradients are averaged across processes,
+and process 0 alone writes checkpoints, logs and the adapter.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ from transformers import AutoConfig, get_cosine_schedule_with_warmup, set_seed
 from cft.datasets import read_specs
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
-from cft.targets import output_space_for, sample_index
+from cft.targets import OutputSpace, output_space_for, sample_index
 from cft.training.config import TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
+from cft.training.distributed import average_gradients, barrier, is_main_process, mean_across_processes, world
 from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl
+from cft.training.methods import get_method, register_method
 from cft.trie import TokenTrie
 
 log = logging.getLogger(__name__)
@@ -99,18 +102,24 @@ def run_fingerprint(config: TrainConfig, prompts: Sequence[Any], prompt_ids: Seq
         "model": {key: getattr(text_config, key, None) for key in model_keys},
         "dtype": str(dtype),
     }
+    # Data-parallel runs shard every batch by rank, so their data order depends on the world size;
+    # single-process fingerprints stay as they were.
+    if world()[1] > 1:
+        payload["world_size"] = world()[1]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def check_out_dir(out_dir: Path, fingerprint: str, force: bool) -> None:
     """Refuse to redo a finished run or to resume a different one; with `force`, start over."""
+    barrier()  # in a data-parallel run, no process deletes before every process has read
     if force:
-        for name in (DONE_FILE, ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, CONFIG_FILE):
+        for name in (DONE_FILE, ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, CONFIG_FILE) if is_main_process() else ():
             path = out_dir / name
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+        barrier()
         return
     if (out_dir / CONFIG_FILE).exists():
         recorded = read_json(out_dir / CONFIG_FILE).get("fingerprint")
@@ -125,14 +134,20 @@ def check_out_dir(out_dir: Path, fingerprint: str, force: bool) -> None:
 
 class CalibrationTrainer:
     """The shared training loop. Subclasses say which items an epoch has, how one example is built
-    and what the loss is."""
+    and what the loss is. One trainer class can train several registered methods (`cft.training.methods`)
+    that differ in their target builder; `method` is the class's own method, `self.method` the one
+    this instance trains."""
 
     method: ClassVar[str]
 
     def __init__(self, model, tokenizer, prompts: Sequence[Any], config: TrainConfig,
                  out_dir: str | os.PathLike, *, chat: ChatOptions | None = None, progress: bool = True):
-        if config.method != self.method:
-            raise ValueError(f"{type(self).__name__} needs method {self.method!r}, config has {config.method!r}")
+        registered = get_method(config.method)
+        if registered.trainer is not type(self):
+            raise ValueError(f"{type(self).__name__} does not train method {config.method!r} "
+                             f"(that is {registered.trainer.__name__})")
+        self.method = config.method
+        self.targets = registered.targets
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token; answers could not be terminated")
         self.config = config
@@ -147,7 +162,8 @@ class CalibrationTrainer:
         self.prompt_ids = prompt_token_ids(tokenizer, self.prompts, self.chat)
         self.items = self.epoch_items()
         self.family_ids = [self.prompts[i].family_id for i in self.items]
-        self.steps_per_epoch = steps_per_epoch(len(self.items), config.batch_size)
+        self.rank, self.world_size = world()
+        self.steps_per_epoch = steps_per_epoch(len(self.items), config.batch_size, self.world_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -191,13 +207,19 @@ class CalibrationTrainer:
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """The batch tensors of `examples`; `attention_mask` [B, T] marks the tokens fed."""
+        return collate(examples, pad_id=self.pad_id, eos_id=self.eos_id)
+
     # ---- the loop -------------------------------------------------------------------------------
 
     def train(self, force: bool = False) -> Path:
         """Train to the end (resuming from the newest checkpoint) and return the adapter folder."""
         check_out_dir(self.out_dir, self.fingerprint, force)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.out_dir / CONFIG_FILE, self.run_record())
+        barrier()  # every process has checked the run directory before process 0 writes to it
+        if is_main_process():
+            write_json(self.out_dir / CONFIG_FILE, self.run_record())
         self.resume()
 
         interactive = sys.stderr.isatty()
@@ -206,7 +228,8 @@ class CalibrationTrainer:
         first_epoch, first_batch = divmod(self.step, self.steps_per_epoch)
         for epoch in range(first_epoch, self.config.epochs):
             batches = epoch_batches(self.family_ids, seed=self.config.seed, epoch=epoch,
-                                    batch_size=self.config.batch_size)
+                                    batch_size=self.config.batch_size, rank=self.rank,
+                                    world_size=self.world_size)
             for b in range(first_batch if epoch == first_epoch else 0, len(batches)):
                 if self.step >= self.total_steps:
                     break
@@ -222,19 +245,23 @@ class CalibrationTrainer:
     def training_step(self, batch_items: Sequence[tuple[int, int]], epoch: int) -> dict[str, Any]:
         start = time.perf_counter()
         examples = [self.build_example(self.items[item], seed) for item, seed in batch_items]
-        batch = {k: v.to(self.device) for k, v in
-                 collate(examples, pad_id=self.pad_id, eos_id=self.eos_id).items()}
+        batch = {k: v.to(self.device) for k, v in self.collate(examples).items()}
         lr = self.scheduler.get_last_lr()[0]
+        if self.world_size > 1:
+            # Each process draws its own LoRA dropout masks, as a function of (seed, rank, step) so
+            # that a resumed run repeats them.
+            torch.manual_seed(self.config.seed + 1_000_003 * self.rank + self.step)
         loss = self.compute_loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{self.method} loss is {loss.item()} at step {self.step + 1}")
         loss.backward()
+        average_gradients(p for _, p in self.trainable)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         row = {
-            "step": self.step, "epoch": epoch, "loss": loss.item(), "lr": lr,
+            "step": self.step, "epoch": epoch, "loss": mean_across_processes(loss.item()), "lr": lr,
             "tokens": int(batch["attention_mask"].sum()), "seconds": time.perf_counter() - start,
         }
         self.log_rows.append(row)
@@ -243,6 +270,12 @@ class CalibrationTrainer:
     # ---- checkpoints and outputs ----------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
+        # Every process holds the same LoRA weights and optimizer state; process 0 writes them.
+        if is_main_process():
+            self.write_checkpoint()
+        barrier()
+
+    def write_checkpoint(self) -> None:
         root = self.out_dir / CHECKPOINT_DIR
         with atomic_path(root / f"step_{self.step:06d}", directory=True) as tmp:
             torch.save({
@@ -277,11 +310,12 @@ class CalibrationTrainer:
         # A process killed while writing leaves its temporary files behind; they are never read.
         names = (ADAPTER_DIR, LOG_FILE, CONFIG_FILE, DONE_FILE)
         partial = [p for name in names for p in self.out_dir.glob(f".{name}.*")]
-        for path in partial + list(self.out_dir.glob(f"{CHECKPOINT_DIR}/.step_*")):
+        for path in partial + list(self.out_dir.glob(f"{CHECKPOINT_DIR}/.step_*")) if is_main_process() else []:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+        barrier()
         checkpoints = self.checkpoints()
         if not checkpoints:
             return
@@ -311,10 +345,12 @@ class CalibrationTrainer:
 
     def finish(self) -> Path:
         adapter = self.out_dir / ADAPTER_DIR
-        with atomic_path(adapter, directory=True) as tmp:
-            self.model.save_pretrained(tmp)
-        self.write_log()
-        atomic_write_text(self.out_dir / DONE_FILE, f"{self.method} training finished after {self.step} steps\n")
+        if is_main_process():
+            with atomic_path(adapter, directory=True) as tmp:
+                self.model.save_pretrained(tmp)
+            self.write_log()
+            atomic_write_text(self.out_dir / DONE_FILE, f"{self.method} training finished after {self.step} steps\n")
+        barrier()
         return adapter
 
     def run_record(self) -> dict[str, Any]:
@@ -345,14 +381,8 @@ class SoftTargetTrainer(CalibrationTrainer):
         return list(range(len(self.prompts)))
 
     def build_example(self, prompt_index: int, seed: int) -> Example:
-        # Built per example rather than cached: each prompt appears once per epoch, and a trie of a
-        # 1001-atom target takes milliseconds against seconds for the optimizer step.
-        c = self.config
-        space = output_space_for(self.prompts[prompt_index], decimals=c.decimals, max_bins=c.max_bins,
-                                 quantile_low=c.quantile_low, quantile_high=c.quantile_high)
-        trie = TokenTrie.from_output_space(space, self.tokenizer, eos_id=self.eos_id)
-        atom = sample_index(trie.probs, seed)
-        return Example(self.prompt_ids[prompt_index], trie.sequence(atom), trie.path_targets(atom))
+        value_ids, steps = self.targets(self.prompts[prompt_index], self.tokenizer, self.eos_id, self.config, seed)
+        return Example(self.prompt_ids[prompt_index], value_ids, steps)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = answer_logits(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
@@ -370,9 +400,7 @@ class HardTargetTrainer(CalibrationTrainer):
         return [i for i in range(len(self.prompts)) for _ in range(self.config.samples_per_prompt)]
 
     def build_example(self, prompt_index: int, seed: int) -> Example:
-        c = self.config
-        space = output_space_for(self.prompts[prompt_index], decimals=c.decimals, max_bins=c.max_bins,
-                                 quantile_low=c.quantile_low, quantile_high=c.quantile_high)
+        space = self.targets(self.prompts[prompt_index], self.config)
         value = space.values[sample_index(space.probs, seed)]
         return Example(self.prompt_ids[prompt_index], self.tokenizer.encode(value, add_special_tokens=False))
 
@@ -381,7 +409,29 @@ class HardTargetTrainer(CalibrationTrainer):
         return hard_target_ce(logits, batch["labels"])
 
 
-TRAINERS: dict[str, type[CalibrationTrainer]] = {"soft": SoftTargetTrainer, "hard": HardTargetTrainer}
+def paper_output_space(spec: Any, config: TrainConfig) -> OutputSpace:
+    """The paper's discretized target of one prompt (structured-sampling.md section 4)."""
+    return output_space_for(spec, decimals=config.decimals, max_bins=config.max_bins,
+                            quantile_low=config.quantile_low, quantile_high=config.quantile_high)
+
+
+def paper_trie(spec: Any, tokenizer, eos_id: int, config: TrainConfig) -> TokenTrie:
+    """The token trie of the paper's target. Built per example rather than cached: each prompt
+    appears once per epoch, and a trie of a 1001-atom target takes milliseconds against seconds for
+    the optimizer step."""
+    return TokenTrie.from_output_space(paper_output_space(spec, config), tokenizer, eos_id=eos_id)
+
+
+def paper_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
+               seed: int) -> tuple[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]]:
+    """One answer drawn from the paper's target with the paper's seed, and the soft targets on its path."""
+    trie = paper_trie(spec, tokenizer, eos_id, config)
+    atom = sample_index(trie.probs, seed)
+    return trie.sequence(atom), trie.path_targets(atom)
+
+
+register_method("soft", SoftTargetTrainer, paper_path, epochs=3, max_bins=1001)
+register_method("hard", HardTargetTrainer, paper_output_space, epochs=2, max_bins=16384)
 
 
 def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -403,7 +453,7 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
                                   AutoConfig.from_pretrained(str(model_dir)), torch_dtype)
     check_out_dir(out_dir, fingerprint, force)
     model = load_model(model_dir, dtype, device)
-    trainer = TRAINERS[method](model, tokenizer, prompts, config, out_dir, chat=chat, progress=progress)
+    trainer = get_method(method).trainer(model, tokenizer, prompts, config, out_dir, chat=chat, progress=progress)
     return trainer.train()
 
 
@@ -432,6 +482,8 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
         log.warning("%s; starting over", error)
         train(**kwargs, force=True)
 
+    if not is_main_process():
+        return
     run = Path(checkpoint_dir)
     with atomic_path(adapter_dir, directory=True) as tmp:
         shutil.copytree(run / ADAPTER_DIR, tmp, dirs_exist_ok=True)

@@ -1,0 +1,204 @@
+"""Drivers of the retention rules: prepare the task items, evaluate one (model, variant), tabulate.
+
+A fine-tuned variant "retains" the base model's abilities when its task scores and perplexity stay
+where the base model's are; the tables report every variant with its difference to `base`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cft.io import read_json, read_jsonl, write_csv, write_jsonl
+from cft.models import ChatOptions, load_tokenizer
+from cft.retention import irt
+from cft.retention.answers import extract_flexible, extract_strict
+from cft.retention.calibration import brier_score, choice_probabilities, expected_calibration_error
+from cft.retention.perplexity import perplexity_rows
+from cft.retention.scoring import GreedyGenerator, LoglikelihoodScorer
+from cft.retention.tasks import GenerationItem, MultipleChoiceItem, get_task, item_from_dict, load_items
+from cft.variants import load_variant
+
+log = logging.getLogger(__name__)
+
+def pick_device(device: str | None) -> str:
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- preparation -----------------------------------------------------------------------------------
+
+def prepare_tinybench_items(settings: Mapping[str, Any], out_path: str | Path) -> int:
+    """Load every configured task once (hub, local folder or vendored stand-in) and write its items.
+
+    Running this before any model is loaded makes a missing dataset fail in seconds, with the message
+    that says how to provide it.
+    """
+    rows = []
+    for name in settings["tasks"]:
+        task = get_task(name)
+        items = load_items(name, settings["data_dir"], settings["limits"].get(name))
+        rows.extend({"task": name, **item.to_dict()} for item in items)
+        log.info("%s: %d items%s", name, len(items), " (stand-in)" if task.stand_in else "")
+    write_jsonl(out_path, rows)
+    return len(rows)
+
+
+# --- scoring one variant ---------------------------------------------------------------------------
+
+def score_multiple_choice(scorer: LoglikelihoodScorer, item: MultipleChoiceItem, metric: str) -> dict[str, Any]:
+    """Per-choice log-likelihoods, the answer distribution and the item's score under `metric`."""
+    raw = np.empty(len(item.choices))
+    # Choices that share a context share its forward pass (all but Winogrande's).
+    by_context: dict[str, list[int]] = {}
+    for i, choice in enumerate(item.choices):
+        by_context.setdefault(choice.context, []).append(i)
+    for context, indices in by_context.items():
+        raw[indices] = scorer.score(context, [item.choices[i].continuation for i in indices])
+    normalized = raw / np.array([max(len(c.text), 1) for c in item.choices])
+    probs = choice_probabilities(raw)
+    if metric == "mc2":
+        score = float(probs[np.asarray(item.labels) > 0].sum())
+    else:
+        predicted = int(np.argmax(normalized if metric == "acc_norm" else raw))  # ties: first index
+        score = float(predicted == item.gold)
+    return {
+        "item_id": item.item_id, "score": score, "gold": item.gold,
+        "loglikelihoods": raw.tolist(), "normalized": normalized.tolist(), "probabilities": probs.tolist(),
+        "argmax_correct": float(int(np.argmax(raw)) == item.gold),
+        "confidence": float(probs.max()),
+    }
+
+
+def task_rows(task_name: str, examples: Sequence[Mapping[str, Any]], parameters) -> list[dict]:
+    """The task's table rows: one for a multiple-choice task, strict and flexible for a generation task."""
+    task = get_task(task_name)
+    base = {"task": task_name, "benchmark": task.benchmark or "", "stand_in": task.stand_in,
+            "num_items": len(examples)}
+    if task.kind == "generation":
+        rows = []
+        for mode in ("strict", "flexible"):
+            correct = [float(e[f"{mode}_correct"]) for e in examples]
+            failures = [e[f"{mode}_prediction"] is None for e in examples]
+            rows.append({**base, "metric": f"exact_match_{mode}", "accuracy": float(np.mean(correct)),
+                         "raw_accuracy": float(np.mean(correct)), "invalid_rate": float(np.mean(failures)),
+                         **irt_columns(task, correct, parameters)})
+        return rows
+    scores = [e["score"] for e in examples]
+    gold = [e["gold"] for e in examples]
+    return [{**base, "metric": task.metric, "accuracy": float(np.mean(scores)),
+             "raw_accuracy": float(np.mean([e["argmax_correct"] for e in examples])), "invalid_rate": 0.0,
+             "ece": expected_calibration_error([e["confidence"] for e in examples],
+                                               [e["argmax_correct"] for e in examples]),
+             "brier": brier_score([e["probabilities"] for e in examples], gold),
+             **irt_columns(task, scores, parameters)}]
+
+
+def irt_columns(task, scores: Sequence[float], parameters) -> dict[str, float | None]:
+    """gp-IRT estimates for a real tinyBenchmarks task with all 100 items and a parameter file."""
+    if task.benchmark is None or parameters is None or len(scores) != irt.ITEMS_PER_SCENARIO:
+        return {"irt": None, "pirt": None, "gpirt": None}
+    estimates = irt.estimate(scores, task.benchmark, parameters)
+    return {"irt": estimates.irt, "pirt": estimates.pirt, "gpirt": estimates.gpirt}
+
+
+def evaluate_tinybench(*, model_record_path: str | Path, variant_files: Mapping[str, Any], variant: str,
+                       items_path: str | Path, settings: Mapping[str, Any], tasks_csv: str | Path,
+                       examples_jsonl: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Score every prepared item with one (model, variant); write per-item details and per-task rows.
+
+    `variant_files` are the variant's inputs by key (a rule's `snakemake.input` works as is).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    # Read the parameter file first: a wrong path should not cost a model load.
+    parameters = irt.load_parameters(settings["irt_parameters"]) if settings["irt_parameters"] else None
+    model_record = read_json(model_record_path)
+    tokenizer = load_tokenizer(model_record["path"])
+    model = load_variant(model_record, None, pick_device(device), files=variant_files, variant=variant)
+    chat = ChatOptions(**model_record.get("chat", {}))
+    use_chat = settings["use_chat_template"]
+    scorer = LoglikelihoodScorer(model, tokenizer, chat, use_chat_template=use_chat)
+    generator = GreedyGenerator(model, tokenizer, chat, max_new_tokens=settings["max_new_tokens"],
+                                batch_size=settings["batch_size"], use_chat_template=use_chat)
+
+    by_task: dict[str, list] = {}
+    for row in read_jsonl(items_path):
+        by_task.setdefault(row["task"], []).append(item_from_dict(row))
+    rows, details = [], []
+    for task_name, items in by_task.items():
+        task = get_task(task_name)
+        if task.kind == "generation":
+            responses = generator.generate([item.prompt for item in items])
+            examples = [generation_example(item, response) for item, response in zip(items, responses, strict=True)]
+        else:
+            examples = [score_multiple_choice(scorer, item, task.metric) for item in items]
+        new_rows = task_rows(task_name, examples, parameters)
+        for r in new_rows:
+            log.info("%s %s %s: %.3f", variant, task_name, r["metric"], r["accuracy"])
+        rows.extend(new_rows)
+        details.extend({"model": model_record["name"], "variant": variant, "task": task_name, **e} for e in examples)
+    table = pd.DataFrame([{"model": model_record["name"], "variant": variant, **r} for r in rows])
+    write_jsonl(examples_jsonl, details)
+    write_csv(tasks_csv, table)
+    return table
+
+
+def generation_example(item: GenerationItem, response: str) -> dict[str, Any]:
+    strict, strict_reason = extract_strict(response)
+    flexible, flexible_reason = extract_flexible(response)
+    return {
+        "item_id": item.item_id, "gold": item.gold, "response": response,
+        "strict_prediction": strict, "strict_invalid_reason": strict_reason,
+        "strict_correct": strict is not None and strict == item.gold,
+        "flexible_prediction": flexible, "flexible_invalid_reason": flexible_reason,
+        "flexible_correct": flexible is not None and flexible == item.gold,
+    }
+
+
+def evaluate_perplexity(*, model_record_path: str | Path, variant_files: Mapping[str, Any], variant: str,
+                        root: str | Path, settings: Mapping[str, Any], stand_in: bool,
+                        slices_csv: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Perplexity and bits per byte of one (model, variant) on every configured slice, pooled in `all`."""
+    if threads:
+        torch.set_num_threads(threads)
+    model_record = read_json(model_record_path)
+    tokenizer = load_tokenizer(model_record["path"])
+    model = load_variant(model_record, None, pick_device(device), files=variant_files, variant=variant)
+    rows = perplexity_rows(model, tokenizer, root, settings["slices"], settings)
+    table = pd.DataFrame([{"model": model_record["name"], "variant": variant, "stand_in": stand_in,
+                           "split": settings["split"], "context_length": settings["context_length"],
+                           "stride": settings["stride"], **r} for r in rows])
+    write_csv(slices_csv, table)
+    return table
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+def with_base_deltas(table: pd.DataFrame, keys: Sequence[str], values: Sequence[str]) -> pd.DataFrame:
+    """Add `delta_<value>` = variant minus the same model's `base` row with the same keys."""
+    base = table[table["variant"] == "base"][["model", *keys, *values]]
+    merged = table.merge(base, on=["model", *keys], how="left", suffixes=("", "_base"))
+    for value in values:
+        merged[f"delta_{value}"] = merged[value] - merged[f"{value}_base"]
+    return merged.drop(columns=[f"{v}_base" for v in values])
+
+
+def retention_task_table(paths: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    values = [c for c in ("accuracy", "gpirt", "ece", "brier") if c in table]
+    table = with_base_deltas(table, ["task", "metric"], values)
+    write_csv(out_csv, table)
+    return table
+
+
+def retention_perplexity_table(paths: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    table = with_base_deltas(table, ["slice"], ["perplexity", "bits_per_byte"])
+    write_csv(out_csv, table)
+    return table

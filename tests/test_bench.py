@@ -1,0 +1,145 @@
+"""The bench suite's pure helpers on hand-made inputs (the benchmarks themselves are not run here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ is a folder of scripts next to src/, not an installed package
+
+from bench import bench_exact, bench_targets, bench_training, bench_workflow, run_all  # noqa: E402
+from bench.common import Goal, ModelShape, model_shape, shared_prefix_length, training_step_flops  # noqa: E402
+from cft.evaluation.metrics import w1_to_target  # noqa: E402
+from cft.evaluation.parsing import ParsedSample  # noqa: E402
+from cft.prompts import PromptSpec  # noqa: E402
+from cft.training import TrainConfig  # noqa: E402
+from cft.training.data import Example, collate  # noqa: E402
+from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl  # noqa: E402
+
+
+def tiny_llama(vocab_size: int = 50):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+def test_training_step_flops_by_hand():
+    shape = ModelShape(base_linear_params=10, lora_params=2, num_layers=1, attention_dim=4, hidden_size=3,
+                       vocab_size=5)
+    # T = 2 * 3 = 6; attention 4*1*4*3*6 = 288; head 4*3*5*2 = 120; 4*10*6 + 6*2*6 + 3*288 + 120.
+    assert training_step_flops(shape, batch_size=2, seq_len=3, logit_positions=2) == 1296
+    # The naive step projects every position: only the head term grows, by 4*3*5*(6 - 2).
+    assert training_step_flops(shape, 2, 3, 6) - training_step_flops(shape, 2, 3, 2) == 4 * 3 * 5 * 4
+
+
+def test_model_shape_counts_frozen_and_lora_weights():
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_llama(), LoraConfig(r=4, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    shape = model_shape(model)
+    # q 16x16, k and v 16x8, o 16x16, gate/up/down 16x32: the LM head is not counted.
+    assert shape.base_linear_params == 256 + 128 + 128 + 256 + 3 * 512
+    # LoRA A is r x in, B is out x r: q 64+64, k 64+32, v 64+32, o 64+64.
+    assert shape.lora_params == 128 + 96 + 96 + 128
+    assert (shape.num_layers, shape.attention_dim, shape.hidden_size, shape.vocab_size) == (1, 16, 16, 50)
+
+
+def test_shared_prefix_length():
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 3
+    assert shared_prefix_length([[1], [2]]) == 0
+    assert shared_prefix_length([]) == 0
+
+
+def test_goal_verdicts():
+    assert Goal("step", 2.5, 3.0, "s").met
+    slow = Goal("step", 4.5, 3.0, "s")
+    assert not slow.met and slow.shortfall == pytest.approx(1.5)
+    assert "MISSED by x1.50" in slow.line() and "<= 3 s" in slow.line()
+    low = Goal("peak fraction", 0.25, 0.5, higher_is_better=True)
+    assert not low.met and low.shortfall == pytest.approx(2.0) and ">= 0.5" in low.line()
+    assert Goal("speedup", 40, 30, "x", higher_is_better=True).line().endswith(": met")
+
+
+@pytest.mark.parametrize("method", ["soft", "hard"])
+def test_naive_loss_equals_gathered_loss(method):
+    """The bench's baseline computes the trainer's loss, only the expensive way."""
+    model = tiny_llama()
+    steps = [(np.array([4, 5]), np.array([0.7, 0.3])), (np.array([9]), np.array([1.0])),
+             (np.array([2, 3, 7]), np.array([0.2, 0.3, 0.5]))]
+    soft = method == "soft"
+    examples = [Example([1, 2, 3, 8], [4, 9], steps if soft else None),
+                Example([1, 2], [5, 6], steps if soft else None)]
+    batch = collate(examples, pad_id=0, eos_id=7)
+    trainer = SimpleNamespace(model=model, method=method, config=TrainConfig(method=method))
+    with torch.no_grad():
+        logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+        if soft:
+            ours = soft_target_kl(logits, batch["target_ids"], batch["target_probs"], batch["step_mask"])
+        else:
+            ours = hard_target_ce(logits, batch["labels"])
+        naive = bench_training.naive_loss(trainer, batch)
+    assert naive.item() == pytest.approx(ours.item(), rel=1e-5)
+
+
+def write_tsv(path: Path, seconds: list[float], finished_at: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{s}\t0:00:00\t1\t1\t1\t1\t0\t0\t50\t{s}\n" for s in seconds)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n" + rows)
+    os.utime(path, (finished_at, finished_at))
+
+
+def test_workflow_benchmarks_per_rule_and_wall(tmp_path):
+    write_tsv(tmp_path / "make_split" / "train.tsv", [10.0], 1010.0)       # 1000 - 1010
+    write_tsv(tmp_path / "make_split" / "unseen.tsv", [4.0, 6.0], 1012.0)  # mean 5: 1007 - 1012
+    write_tsv(tmp_path / "train_adapter" / "m_soft.tsv", [300.0], 1400.0)  # 1100 - 1400
+    jobs = bench_workflow.collect(tmp_path)
+    assert [job.rule for job in jobs] == ["make_split", "make_split", "train_adapter"]
+    assert bench_workflow.per_rule(jobs) == {"train_adapter": (1, 300.0), "make_split": (2, 15.0)}
+    assert bench_workflow.run_wall_seconds(jobs) == pytest.approx(400.0)
+    lines = bench_workflow.report(jobs, goal_minutes=60)
+    assert lines[-1].startswith("unfinished run") and "evaluate_fidelity" in lines[-1]
+
+    for rule in bench_workflow.REQUIRED_RULES:
+        write_tsv(tmp_path / rule / "x.tsv", [1.0], 1400.0)
+    lines = bench_workflow.report(bench_workflow.collect(tmp_path), goal_minutes=6)
+    assert lines[-1] == "GOAL default `all` wall time: measured 6.667 min, goal <= 6 min: MISSED by x1.11"
+
+
+def test_exact_vs_sampled_comparison():
+    spec = PromptSpec.from_params("gaussian", {"mu": 3.5, "sigma": 3.0})
+    parsed = [ParsedSample("1.5", 1.5, None), ParsedSample("4", 4.0, None), ParsedSample("x", None, "malformed"),
+              ParsedSample("7.25", 7.25, None)]
+    record = {"exact_w1": 0.5, "trie_nodes": 10, "exact_grid": "digit intervals 1e-2", "exact_valid_mass": 0.9,
+              "exact_trie_kl": 1.0}
+    row = bench_exact.compare(spec, [2.0, 1.0, 3.0], record, sample_seconds=8.0, parsed=parsed)
+    expected_w1 = w1_to_target([1.5, 4.0, 7.25], spec.family.distribution(spec.param_dict))
+    assert row["valid_samples"] == 3 and row["samples"] == 4
+    assert row["sampled_w1"] == pytest.approx(expected_w1)
+    assert row["sampled_minus_exact_w1"] == pytest.approx(expected_w1 - 0.5)
+    assert row["seconds_per_1000_samples"] == 2000.0  # 8 s for 4 samples
+    assert row["speedup_exact_vs_1000_samples"] == 1000.0  # against the median exact time, 2 s
+
+
+def test_run_all_passes_the_model_to_every_model_bench():
+    parser = __import__("argparse").ArgumentParser()
+    bench_training.add_model_arguments(parser)
+    args = parser.parse_args(["--model", "some/model", "--device", "cuda"])
+    args.quick, args.steps, args.repeats, args.samples, args.benchmarks = True, 6, 3, 1000, "benchmarks"
+    commands = run_all.commands(args)
+    for name in ("training", "exact", "targets"):
+        assert commands[name][commands[name].index("--model") + 1] == "some/model"
+        assert commands[name][commands[name].index("--device") + 1] == "cuda"
+    assert commands["exact"][commands["exact"].index("--samples") + 1] == "8"  # quick
+    assert commands["targets"][-2:] == ["--limit", "40"]
+    assert bench_targets.CharTokenizer()(["-1.5"])["input_ids"] == [[11, 2, 12, 6]]

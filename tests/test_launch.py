@@ -1,0 +1,133 @@
+"""Multi-GPU training: the launcher commands, when a job uses one, and a real two-process torchrun
+(gloo, CPU) whose adapter equals that of one process training on the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cft.io import write_json, write_jsonl
+from cft.launch import entry_point_args, launcher_command, train_adapter_job, uses_launcher
+from cft.prompts import PromptSpec
+from tiny_models import save_tiny_checkpoint
+
+ARGS = dict(model_record="results/models/m.json", prompts_path="results/datasets/train_subset.jsonl",
+            settings={"method": "soft", "lr": 2e-4}, checkpoint_dir="results/checkpoints/m/soft",
+            adapter_dir="results/adapters/m/soft/adapter", log_csv="results/adapters/m/soft/train_log.csv",
+            record_path="results/adapters/m/soft/train_config.json")
+
+
+def test_torchrun_command_runs_the_training_module_once_per_gpu():
+    args = entry_point_args(**ARGS, threads=4)
+    command = launcher_command("torchrun", 2, args, python="/venv/bin/python")
+    assert command[:6] == ["/venv/bin/python", "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m"]
+    assert command[6] == "cft.training"
+    tail = command[7:]
+    assert tail[tail.index("--settings") + 1] == json.dumps({"lr": 2e-4, "method": "soft"})
+    assert tail[tail.index("--adapter-dir") + 1] == "results/adapters/m/soft/adapter"
+    assert tail[tail.index("--threads") + 1] == "4"
+
+
+def test_accelerate_command():
+    command = launcher_command("accelerate", 4, ["--x"], python="py")
+    assert command[:3] == ["py", "-m", "accelerate.commands.launch"]
+    assert "--multi_gpu" in command and "--num_processes=4" in command
+    assert command[-3:] == ["-m", "cft.training", "--x"]
+
+
+@pytest.mark.parametrize("kind, processes", [("slurm", 2), ("torchrun", 1)])
+def test_bad_launcher_settings_are_refused(kind, processes):
+    with pytest.raises(ValueError, match="train.launcher.kind" if kind == "slurm" else "at least 2"):
+        launcher_command(kind, processes, [])
+
+
+@pytest.mark.parametrize("launcher, gpus, expected", [
+    ({"kind": "none"}, 2, False), ({"kind": "torchrun"}, 1, False), ({"kind": "torchrun"}, 0, False),
+    ({"kind": "torchrun"}, 2, True), ({"kind": "accelerate", "num_processes": 4}, 4, True),
+])
+def test_only_multi_gpu_jobs_with_a_launcher_are_launched(launcher, gpus, expected):
+    assert uses_launcher(launcher, gpus) is expected
+
+
+def test_entry_point_parses_what_the_launcher_passes(monkeypatch):
+    import cft.training.__main__ as entry
+
+    seen = {}
+    monkeypatch.setattr(entry, "train_from_workflow", lambda **kwargs: seen.update(kwargs))
+    entry.main(entry_point_args(**ARGS, threads=3))
+    assert seen["settings"] == ARGS["settings"]
+    assert seen["threads"] == 3 and seen["device"] is None
+    assert {k: seen[k] for k in ARGS if k != "settings"} == {k: v for k, v in ARGS.items() if k != "settings"}
+
+
+def test_paper_config_launches_the_largest_models(repo_root):
+    """The paper config's 20B and 27B models get two GPUs and so the torchrun launcher; the others not."""
+    from cft.config import load_config
+
+    config = load_config(repo_root / "config/config.yaml", repo_root / "config/paper.yaml")
+    launched = [m["name"] for m in config["models"]
+                if uses_launcher(config["train"]["launcher"], 2 if m["params_b"] > 14 else 1)]
+    assert launched == ["gemma3_27b", "gpt_oss_20b"]
+    default = load_config(repo_root / "config/config.yaml")
+    assert default["train"]["launcher"]["kind"] == "none"
+
+
+PROMPTS = [
+    PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
+    PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5}),
+    PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0}),
+    PromptSpec.from_params("geometric", {"p": 0.5}),
+]
+
+
+def job_files(root, name, settings):
+    model_dir = root / "tiny"
+    if not model_dir.exists():
+        save_tiny_checkpoint(model_dir)
+        write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+        write_jsonl(root / "prompts.jsonl", [{"spec": p.to_dict()} for p in PROMPTS])
+    return dict(model_record=str(root / "model.json"), prompts_path=str(root / "prompts.jsonl"),
+                settings=settings, checkpoint_dir=str(root / name / "run"),
+                adapter_dir=str(root / name / "adapter"), log_csv=str(root / name / "train_log.csv"),
+                record_path=str(root / name / "train_config.json"))
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_matches_one_process(tmp_path):
+    """torchrun with 2 CPU processes (gloo), batch 1 per process, trains the same adapter as one
+    process with batch 2: same examples and seeds per step (the paper's sharding formula), gradients
+    averaged across processes. Dropout is off, since each process draws its own masks."""
+    common = dict(method="soft", epochs=1, lr=3e-2, lora_dropout=0.0, warmup_ratio=0.0, checkpoint_every=1,
+                  max_steps=2, lora_target_modules=["q_proj", "v_proj"])
+    single = job_files(tmp_path, "single", {**common, "batch_size": 2})
+    train_adapter_job(launcher={"kind": "none"}, gpus=0, threads=1, device="cpu", **single)
+
+    launched = job_files(tmp_path, "launched", {**common, "batch_size": 1})
+    command = launcher_command("torchrun", 2, entry_point_args(**launched, threads=1))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    record = json.loads((tmp_path / "launched" / "train_config.json").read_text())
+    assert record["total_steps"] == 2 and record["steps_per_epoch"] == 2
+    one = load_file(tmp_path / "single" / "adapter" / "adapter_model.safetensors")
+    two = load_file(tmp_path / "launched" / "adapter" / "adapter_model.safetensors")
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
+    # Training moved the weights (LoRA B starts at zero).
+    assert any(t.abs().max() > 0 for name, t in two.items() if "lora_B" in name)
+    # The logged loss of a launched step is the mean over processes: the one-process batch loss.
+    losses_one = pd.read_csv(tmp_path / "single" / "train_log.csv")["loss"]
+    losses_two = pd.read_csv(tmp_path / "launched" / "train_log.csv")["loss"]
+    np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
+    assert len(losses_two) == 2

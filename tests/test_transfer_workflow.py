@@ -1,0 +1,52 @@
+"""The transfer rules (open-ended generation, MCQ balance) are in the DAG of both configs, and a
+case-study category that is not a prompt category stops the workflow before any job runs."""
+
+from __future__ import annotations
+
+from test_workflow import job_counts, snakemake
+
+from cft.config import load_config
+
+
+def transfer_jobs(repo_root, *configfiles) -> int:
+    """(model, variant) pairs a config evaluates: listed variants that exist (base, a trained method,
+    a fitted baseline), without the SSoT prompting protocol."""
+    config = load_config(*(repo_root / "config" / name for name in configfiles))
+    variants = [v for v in config["evaluate"]["variants"]
+                if v in ("base", "temperature", "ats_smooth", "ats_kl") or v in config["train"]["methods"]]
+    return len(config["models"]) * len(variants)
+
+TRANSFER_RULES = ("evaluate_openended", "evaluate_mcq", "tab_openended", "tab_mcq", "fig_openended_support",
+                  "fig_openended_case_studies", "fig_mcq_positions")
+
+
+def test_default_dry_run_lists_the_transfer_rules(repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    # One job per (model, variant) and evaluation, one per table and figure.
+    pairs = transfer_jobs(repo_root, "config.yaml")
+    assert pairs >= 3
+    assert {rule: counts.get(rule) for rule in TRANSFER_RULES} == {
+        "evaluate_openended": pairs, "evaluate_mcq": pairs, "tab_openended": 1, "tab_mcq": 1,
+        "fig_openended_support": 1, "fig_openended_case_studies": 1, "fig_mcq_positions": 1}
+    for path in ("results/openended/smollm2_135m/soft/prompts.csv", "results/mcq/smollm2_135m/hard/summary.json",
+                 "results/tables/openended_summary.csv", "results/tables/mcq_summary.csv",
+                 "results/figures/openended_case_studies.png", "results/figures/mcq_positions.pdf"):
+        assert path in result.stdout
+
+
+def test_paper_dry_run_evaluates_every_model_and_variant(repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["evaluate_openended"] == counts["evaluate_mcq"] == transfer_jobs(repo_root, "config.yaml", "paper.yaml")
+    assert counts["evaluate_openended"] >= 12 * 3
+
+
+def test_unknown_case_study_fails_before_any_job(repo_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("evaluate: {openended: {case_studies: [weekday, town]}}\n")
+    result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "evaluate.openended.case_studies[1]" in result.stdout + result.stderr
