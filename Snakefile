@@ -26,6 +26,12 @@ include: "workflow/rules/retention.smk"
 include: "workflow/rules/ablations.smk"
 
 
+# Before the first job (not on dry runs): every external asset the config needs, or one message
+# per missing one saying how to provide it.
+onstart:
+    check_assets()
+
+
 rule all:
     default_target: True
     input:

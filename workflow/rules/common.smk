@@ -1,5 +1,8 @@
 # Config validation, wildcard constraints and input functions. No rules live here.
 
+from snakemake.exceptions import WorkflowError
+
+from cft.assets import missing_assets
 from cft.config import ablation_variants, model_entry, train_settings, validate_config
 from cft.grids import SPLITS
 from cft.variants import variant_files
@@ -148,3 +151,9 @@ def variant_inputs(wildcards):
     if wildcards.variant in BASELINE_VARIANTS:
         inputs.update(variant_files(wildcards.model, wildcards.variant))
     return inputs
+
+
+def check_assets():
+    problems = missing_assets(config)
+    if problems:
+        raise WorkflowError("missing assets:\n- " + "\n- ".join(problems))
