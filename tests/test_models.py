@@ -150,7 +150,7 @@ def test_packaged_conversion_runs_once_and_is_atomic(tmp_path, monkeypatch):
     """The GGUF is converted once into cache/<name>/; later calls reuse it, a crash leaves nothing."""
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF")
-    monkeypatch.setitem(cm.PACKAGED_MODELS, "fake", cm.PackagedModel("fake", "pip install fake", lambda _: gguf))
+    monkeypatch.setitem(cm.PACKAGED_MODELS, "fake", cm.PackagedModel("fake", "pip install fake", lambda _: gguf, "fake"))
     calls = []
 
     def crash(path, out):
