@@ -41,7 +41,7 @@ from cft.evaluation.exact import (
 )
 from cft.evaluation.metrics import MIN_VALID, bootstrap_w1, sample_metrics, target_summary
 from cft.evaluation.parsing import parse_sample
-from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
+from cft.evaluation.sampling import HFSampler, SamplingSection, VLLMSampler, sample_seeds
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
 from cft.evaluation.aggregate import summarize
@@ -55,17 +55,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class FidelitySettings:
+class FidelitySettings(SamplingSection):
     """The `evaluate.fidelity` config section plus the target settings the adapter was trained on."""
 
-    num_samples: int = 1000
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    batch_size: int = 16
-    backend: str = "hf"
-    seed: int = 11
     exact: bool = True
     trie_decimals: int = 5
     trie_max_bins: int = 1001
@@ -76,12 +68,6 @@ class FidelitySettings:
     quantile_high: float = 0.999
     # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
     ssot_system_prompt: str | None = None
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(num_samples=self.num_samples, max_new_tokens=self.max_new_tokens,
-                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              seed=self.seed)
 
 
 def prompt_key(split: str, distribution_id: str) -> int:

@@ -63,6 +63,27 @@ class SamplingParams:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SamplingSection:
+    """The sampling keys that every sampled evaluation's config section shares (fidelity, open-ended,
+    MCQ), with the paper's fidelity values as defaults; `sampling` gives the run's SamplingParams."""
+
+    num_samples: int = 1000
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    batch_size: int = 16
+    backend: str = "hf"
+    seed: int = 11
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(num_samples=self.num_samples, max_new_tokens=self.max_new_tokens,
+                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              seed=self.seed)
+
+
 def sample_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:
     """The seed of sample ``sample_index`` of prompt ``prompt_index``: a non-negative 63-bit int.
 

@@ -27,7 +27,7 @@ import torch
 from scipy import stats
 
 from cft.evaluation.fidelity import make_sampler, prompt_key
-from cft.evaluation.sampling import SamplingParams, sample_seeds
+from cft.evaluation.sampling import SamplingSection, sample_seeds
 from cft.io import read_json, write_csv, write_json, write_jsonl
 from cft.models import ChatOptions, format_prompt, load_tokenizer, strip_thinking
 from cft.transfer.openended import THINK_TAG, stand_in_columns, variant_settings
@@ -186,23 +186,10 @@ def position_metrics(parses: Sequence[McqParse]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class McqSettings:
+class McqSettings(SamplingSection):
     """The `evaluate.mcq` config section plus the master seed."""
 
-    num_samples: int = 1000
     max_new_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    batch_size: int = 16
-    backend: str = "hf"
-    seed: int = 11
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(num_samples=self.num_samples, max_new_tokens=self.max_new_tokens,
-                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              seed=self.seed)
 
 
 def evaluate_mcq(*, model_record_path: str | Path, adapter_dir: str | Path | None, variant: str,

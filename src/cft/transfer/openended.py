@@ -37,7 +37,7 @@ import torch
 
 from cft.config import ConfigError
 from cft.evaluation.fidelity import make_sampler, prompt_key
-from cft.evaluation.sampling import SamplingParams, sample_seeds
+from cft.evaluation.sampling import SamplingSection, sample_seeds
 from cft.io import read_json, write_csv, write_jsonl
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer, strip_thinking
 from cft.variants import load_variant, needs_hf_backend, resolve_kind
@@ -188,27 +188,15 @@ def answer_stats(answers: Sequence[str], *, top: int = 10) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OpenEndedSettings:
+class OpenEndedSettings(SamplingSection):
     """The `evaluate.openended` config section plus the master seed."""
 
     num_samples: int = 100
     max_new_tokens: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    batch_size: int = 16
-    backend: str = "hf"
     thresholds: tuple[float, ...] = PAPER_THRESHOLDS
     headline_threshold: float = 0.9
     max_prompts: int | None = None
     top_answers: int = 10
-    seed: int = 11
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(num_samples=self.num_samples, max_new_tokens=self.max_new_tokens,
-                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              seed=self.seed)
 
     @property
     def all_thresholds(self) -> list[float]:
