@@ -161,3 +161,15 @@ def test_heatmap_falls_back_to_sampled_w1_without_exact_metrics(tables):
     sampled_only.to_csv(folder / "sampled_only.csv", index=False)
     plot_fidelity_heatmap(folder / "sampled_only.csv", folder / "h.pdf", folder / "h.png")
     assert (folder / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_prompt_per_family_still_gets_an_interval():
+    """The unseen split has one prompt per family: the bootstrap must resample families too."""
+    from cft.evaluation.aggregate import summarize
+
+    table = pd.DataFrame({"model": "m", "variant": "v", "split": "unseen",
+                          "family_id": [f"f{i}" for i in range(12)], "w1": np.linspace(0.5, 2.0, 12)})
+    row = summarize(table, ["w1"], n_boot=500, seed=4).iloc[0]
+    assert row["median"] == pytest.approx(1.25)
+    assert row["median_ci_low"] < 1.25 < row["median_ci_high"]
+    assert row["mean_ci_low"] < row["mean"] < row["mean_ci_high"]

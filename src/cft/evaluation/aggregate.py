@@ -8,9 +8,10 @@ A missing value (None, NaN, or inf from an upstream table) never enters an avera
 and counted in ``n_missing``. The paper's averages went NaN or inf whenever one Cauchy prompt had an
 undefined moment error or one prompt had no valid answer.
 
-Confidence intervals are percentile bootstraps over prompts: each replicate resamples the prompts
-of every family with replacement, recomputes the family means and then the median and mean across
-families. For sampled metrics the caller may also pass per-prompt replicates drawn by resampling that
+Confidence intervals are percentile bootstraps over families and prompts: each replicate resamples
+the families with replacement and, within every drawn family, its prompts, recomputes the family means
+and then the median and mean across the drawn families. Resampling the families matters: the paper's
+unseen split has one prompt per family, where a bootstrap over prompts alone has zero width. For sampled metrics the caller may also pass per-prompt replicates drawn by resampling that
 prompt's answers (``replicates``); replicate b then uses each drawn prompt's b-th value instead of its
 point value, so the interval covers the noise of both the prompt set and the finite samples. Each (group, metric) draws from its own seed derived from its name, so adding a model to
 the table does not change the intervals of the others.
@@ -77,7 +78,7 @@ def family_means(
 def _bootstrap(
     families: list[tuple[np.ndarray, np.ndarray | None]], n_boot: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Replicates of (median, mean) across families of prompt-resampled family means.
+    """Replicates of (median, mean) across resampled families of prompt-resampled family means.
 
     Each family is (point values, per-prompt replicates of shape (prompts, n_boot) or None).
     """
@@ -89,7 +90,9 @@ def _bootstrap(
         else:
             columns.append(replicates[drawn, np.arange(n_boot)[:, None]].mean(axis=1))
     replicate_means = np.column_stack(columns)
-    return np.median(replicate_means, axis=1), replicate_means.mean(axis=1)
+    drawn_families = rng.integers(0, len(families), size=replicate_means.shape)
+    resampled = np.take_along_axis(replicate_means, drawn_families, axis=1)
+    return np.median(resampled, axis=1), resampled.mean(axis=1)
 
 
 def summarize(
