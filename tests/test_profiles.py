@@ -42,6 +42,16 @@ def submit_one_job(repo_root, tmp_path, target, *extra):
                  "results/datasets/train_subset.jsonl"):
         (workdir / path).parent.mkdir(parents=True, exist_ok=True)
         (workdir / path).write_text("{}\n")
+    # The paper config's local assets, so that the preflight (Snakefile `onstart`) lets the run start.
+    config = load_config(workdir / "config" / "config.yaml", workdir / "config" / "paper.yaml")
+    perplexity = config["evaluate"]["retention"]["perplexity"]
+    for slice_name in perplexity["slices"]:
+        shard = workdir / perplexity["root"] / slice_name / perplexity["split"] / "val.jsonl.gz"
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        shard.write_bytes(b"")
+    irt_parameters = workdir / config["evaluate"]["retention"]["tinybench"]["irt_parameters"]
+    irt_parameters.parent.mkdir(parents=True, exist_ok=True)
+    irt_parameters.write_bytes(b"")
     fake_slurm(tmp_path / "bin")
     log = tmp_path / "sbatch.log"
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log)}
