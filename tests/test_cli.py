@@ -64,3 +64,19 @@ def test_invalid_input_is_one_line_exit_2(capsys, argv):
     assert code == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and "error" in err
+
+
+@pytest.mark.parametrize("model", ["curated-gemma-3-1b-it", "curated-Llama-3.2-1B-Instruct"])
+def test_noveltybench_summarize_reproduces_the_leaderboard(model, repo_root, capsys):
+    folder = repo_root / "data" / "noveltybench" / "leaderboard" / model
+    assert main(["noveltybench-summarize", str(folder / "scores.jsonl")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    published = json.loads((folder / "summary.json").read_text())
+    assert printed == pytest.approx(published, rel=1e-12)
+
+
+def test_noveltybench_summarize_bad_input_is_a_usage_error(tmp_path, capsys):
+    assert main(["noveltybench-summarize", str(tmp_path / "missing.jsonl")]) == 2
+    (tmp_path / "bad.jsonl").write_text('{"utility": 1}\n')
+    assert main(["noveltybench-summarize", str(tmp_path / "bad.jsonl")]) == 2
+    assert "line 1 has no partition_scores" in capsys.readouterr().err

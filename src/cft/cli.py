@@ -68,6 +68,25 @@ def _cmd_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_noveltybench_summarize(args: argparse.Namespace) -> int:
+    from cft.io import read_jsonl
+    from cft.transfer.noveltybench import summarize
+
+    try:
+        rows = read_jsonl(args.scores)
+    except OSError as error:
+        raise ValueError(f"cannot read {args.scores}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{args.scores} is not JSON lines ({error.msg}, line {error.lineno})") from None
+    missing = [i for i, row in enumerate(rows, 1) if not {"partition_scores", "utility"} <= set(row)]
+    if missing:
+        raise ValueError(f"{args.scores}: line {missing[0]} has no partition_scores or utility")
+    summary = summarize(rows)
+    print(json.dumps({"mean_distinct": summary["mean_distinct"], "mean_utility": summary["mean_utility"]},
+                     indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cft", description="Calibration fine-tuning toolkit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--quantile-high", type=float, default=0.999)
     target.add_argument("--json", action="store_true", help="print one JSON object: prompt, values, probs")
     target.set_defaults(run=_cmd_target)
+
+    novelty = commands.add_parser("noveltybench-summarize",
+                                  help="print NoveltyBench's summary (mean_distinct, mean_utility) of a scores file")
+    novelty.add_argument("scores", help="a NoveltyBench scores.jsonl")
+    novelty.set_defaults(run=_cmd_noveltybench_summarize)
     return parser
 
 
