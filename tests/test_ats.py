@@ -127,3 +127,20 @@ def test_unknown_loss_is_refused(tiny_setup, tmp_path):
     with pytest.raises(ValueError, match="kl"):
         train_ats(model_record_path=tiny_setup / "model.json", loss="xent", prompts_path=tiny_setup / "prompts.jsonl",
                   settings={}, head_out=tmp_path / "h.pt", record_out=tmp_path / "h.json", log_csv=tmp_path / "l.csv")
+
+
+def test_global_temperature_fit_on_the_tiny_model(tiny_setup, tmp_path):
+    """The workflow's fit end to end: the fitted temperature lies in its bounds, scores no worse
+    than T=1, and is written with the objective beside it."""
+    from cft.baselines.temperature import fit_global_temperature
+    from cft.io import read_json
+
+    torch.set_num_threads(1)
+    fit = fit_global_temperature(model_record_path=tiny_setup / "model.json",
+                                 prompts_path=tiny_setup / "prompts.jsonl",
+                                 settings=dict(num_train_prompts=3, decimals=1, max_bins=16, xatol=0.05),
+                                 out_json=tmp_path / "temperature.json", device="cpu", threads=1)
+    assert 0.05 <= fit.temperature <= 20.0
+    assert fit.objective <= fit.objective_at_1 + 1e-9
+    written = read_json(tmp_path / "temperature.json")
+    assert written["temperature"] == pytest.approx(fit.temperature)

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from strategies import valid_params
-from tiny_models import char_tokenizer, tiny_llama
+from tiny_models import char_tokenizer, eval_loss, tiny_llama
 
 from cft.config import load_config, train_settings
 from cft.evaluation.exact import TrieScores, exact_trie_kl
@@ -258,14 +258,7 @@ def test_real_smollm2_lowers_the_new_losses(method, repo_root, tmp_path_factory,
     trainer = METHODS[method].trainer(load_model(model_dir), tokenizer, prompts, config, tmp_path, progress=False)
     batch = trainer.collate([trainer.build_example(i, seed=77 + i) for i in range(len(prompts))])
 
-    def eval_loss():
-        trainer.model.eval()
-        with torch.no_grad():
-            loss = trainer.compute_loss(batch).item()
-        trainer.model.train()
-        return loss
-
-    before = eval_loss()
+    before = eval_loss(trainer, batch)
     trainer.train()
     assert trainer.step == 4
-    assert math.isfinite(before) and eval_loss() < 0.8 * before
+    assert math.isfinite(before) and eval_loss(trainer, batch) < 0.8 * before

@@ -36,7 +36,7 @@ from cft.training import (
     train,
 )
 from cft.training.data import Example, balanced_order, collate, epoch_batches, steps_per_epoch
-from tiny_models import char_tokenizer, tiny_llama
+from tiny_models import char_tokenizer, eval_loss, tiny_llama
 
 PROMPTS = [
     PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
@@ -231,16 +231,9 @@ def test_a_few_steps_lower_the_loss(trainer_class, tmp_path):
     examples = [trainer.build_example(i, seed=1000 + i) for i in range(len(PROMPTS))]
     batch = collate(examples, pad_id=trainer.pad_id, eos_id=trainer.eos_id)
 
-    def eval_loss():
-        trainer.model.eval()
-        with torch.no_grad():
-            loss = trainer.compute_loss(batch).item()
-        trainer.model.train()
-        return loss
-
-    before = eval_loss()
+    before = eval_loss(trainer, batch)
     trainer.train()
-    assert eval_loss() < 0.9 * before
+    assert eval_loss(trainer, batch) < 0.9 * before
     log = pd.read_csv(tmp_path / "train_log.csv")
     assert log["step"].tolist() == list(range(1, trainer.total_steps + 1))
     assert list(log.columns) == ["step", "epoch", "loss", "lr", "tokens", "seconds"]
@@ -376,14 +369,7 @@ def test_real_smollm2_learns_in_a_few_steps(method, repo_root, tmp_path_factory,
     examples = [trainer.build_example(i, seed=77 + i) for i in range(len(prompts))]
     batch = collate(examples, pad_id=trainer.pad_id, eos_id=trainer.eos_id)
 
-    def eval_loss():
-        trainer.model.eval()
-        with torch.no_grad():
-            loss = trainer.compute_loss(batch).item()
-        trainer.model.train()
-        return loss
-
-    before = eval_loss()
+    before = eval_loss(trainer, batch)
     trainer.train()
     assert trainer.step == 4
-    assert eval_loss() < 0.8 * before
+    assert eval_loss(trainer, batch) < 0.8 * before

@@ -48,3 +48,12 @@ def save_tiny_checkpoint(path: Path) -> Path:
     tiny_llama(len(tokenizer)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def eval_loss(trainer, batch) -> float:
+    """The trainer's loss on a fixed batch, without dropout and without touching its gradients."""
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(batch).item()
+    trainer.model.train()
+    return loss

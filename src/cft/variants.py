@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from cft.io import read_json
-from cft.models import load_model
+from cft.models import load_model, load_tokenizer
 
 
 class UnknownVariant(ValueError):
@@ -225,3 +225,13 @@ def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None
     kind = resolve_kind(variant, files)
     model = load_model(model_record["path"], dtype=model_record["dtype"], device=device)
     return kind.apply(model, {key: Path(value) for key, value in files.items()})
+
+
+def load_frozen_base(model_record_path: str | Path, device: str | None = None, threads: int | None = None):
+    """(model record, tokenizer, base model in eval mode) for fitting a baseline on the frozen model;
+    ``device`` None picks CUDA when the machine has it."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    record = read_json(model_record_path)
+    return record, load_tokenizer(record["path"]), load_variant(record, None, device)

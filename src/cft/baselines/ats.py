@@ -41,8 +41,8 @@ from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
 from cft.datasets import read_specs
-from cft.io import atomic_path, environment_record, read_json, write_csv, write_json
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
+from cft.io import atomic_path, environment_record, write_csv, write_json
+from cft.models import ChatOptions, encode_prompt, format_prompt
 from cft.targets import output_space_for, sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
@@ -207,18 +207,14 @@ def train_ats(*, model_record_path: str | Path, loss: str, prompts_path: str | P
               log_csv: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
     """Train an ATS head on the frozen model with ``loss`` ("smooth" or "kl"); write it, its record
     (final temperatures at the last batch's supervised positions) and its loss log."""
-    from cft.variants import load_variant, with_logit_transform
+    from cft.variants import load_frozen_base, with_logit_transform
 
     if loss not in ATS_LOSSES:
         raise ValueError(f"ATS loss must be one of {ATS_LOSSES}, got {loss!r}")
     if not isinstance(settings, ATSSettings):
         settings = ATSSettings(**settings)
-    if threads:
-        torch.set_num_threads(threads)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, None, device)
+    model_record, tokenizer, model = load_frozen_base(model_record_path, device, threads)
+    device = model.device
     model.requires_grad_(False)
     torch.manual_seed(settings.seed)
     head = ATSHead(model.config.get_text_config(decoder=True).hidden_size, settings.head_size)

@@ -24,8 +24,8 @@ from scipy.optimize import minimize_scalar
 
 from cft.datasets import read_specs
 from cft.evaluation.exact import NextTokenScorer, PromptScorer, exact_trie_kl, score_trie
-from cft.io import environment_record, read_json, write_json
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
+from cft.io import environment_record, write_json
+from cft.models import ChatOptions, encode_prompt, format_prompt
 from cft.targets import output_space_for
 from cft.training.data import balanced_order
 from cft.trie import TokenTrie
@@ -97,16 +97,11 @@ def fit_global_temperature(*, model_record_path: str | Path, prompts_path: str |
                            settings: TemperatureSettings | Mapping[str, Any], out_json: str | Path,
                            device: str | None = None, threads: int | None = None) -> TemperatureFit:
     """Fit the base model's temperature on a family-balanced subset of ``prompts_path``; write JSON."""
-    from cft.variants import load_variant
+    from cft.variants import load_frozen_base
 
     if not isinstance(settings, TemperatureSettings):
         settings = TemperatureSettings(**settings)
-    if threads:
-        torch.set_num_threads(threads)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    record = read_json(model_record_path)
-    tokenizer = load_tokenizer(record["path"])
-    model = load_variant(record, None, device)
+    record, tokenizer, model = load_frozen_base(model_record_path, device, threads)
     chat = ChatOptions(**record.get("chat", {}))
     specs = read_specs(prompts_path)
     chosen = balanced_order([s.family_id for s in specs], settings.seed)[: settings.num_train_prompts]
