@@ -43,12 +43,8 @@ EOS_ID = 0
 VOCAB = 9
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The tiny models gain nothing from threads; see conftest.one_torch_thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_trie(seed: int) -> TokenTrie:

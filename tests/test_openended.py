@@ -34,13 +34,8 @@ from cft.transfer.openended import (
 from cft.variants import load_variant
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors gain nothing from threads on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The tiny models gain nothing from threads; see conftest.one_torch_thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- prompts -------------------------------------------------------------------------------------

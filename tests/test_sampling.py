@@ -29,14 +29,8 @@ CHARS = list("0123456789.-+eE ,") + list("abcdefghijklmnopqrstuvwxyzGON()=")
 PROMPT = "Generate ONE number (a=1.0, b=2.0)"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The tiny model gains nothing from threads, and on a busy 2-core machine two threads wait on
-    # each other at every small op: one thread runs these tests about 5x faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The tiny models gain nothing from threads; see conftest.one_torch_thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
