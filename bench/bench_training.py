@@ -17,8 +17,9 @@ losses are computed on the first batch and must agree (printed). Reported: media
 step of each kind is warm-up and left out), real tokens per second, achieved FLOP/s (FLOPs from
 `bench.common.training_step_flops`, formula documented there) as a fraction of the dense matmul
 peak measured in this run, the naive/ours ratio, and the share of a batch's tokens that is a prefix
-common to all rows (the chat template's system turn and the words up to the family name): the
-decoder work a shared-prefix forward would save. That saving is not implemented (see RESULTS.md).
+common to all rows (the chat template's system turn and the words up to the family name), which
+our step computes once per batch (`cft.training.losses.shared_prefix_length`) and the naive step
+once per row.
 
 Goals (issue #9): soft step at most half the naive (paper-code) step; training FLOP/s at least half
 the matmul peak. Reference figures on the 2-core CPU: paper code 6.0 s per soft and 4.4 s per hard
@@ -42,7 +43,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cft.training.losses import soft_target_kl
+from cft.training.losses import shared_prefix_length, soft_target_kl
 
 from bench.common import (
     Goal,
@@ -52,7 +53,6 @@ from bench.common import (
     model_shape,
     print_goals,
     print_header,
-    shared_prefix_length,
     synchronize,
     training_step_flops,
 )
@@ -90,16 +90,15 @@ def naive_loss(trainer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-def make_batch(trainer, batch_items) -> tuple[dict[str, torch.Tensor], list[list[int]]]:
+def make_batch(trainer, batch_items) -> dict[str, torch.Tensor]:
     examples = [trainer.build_example(trainer.items[item], seed) for item, seed in batch_items]
-    batch = trainer.collate(examples)
-    return {k: v.to(trainer.device) for k, v in batch.items()}, [list(e.prompt_ids) for e in examples]
+    return {k: v.to(trainer.device) for k, v in trainer.collate(examples).items()}
 
 
 def naive_step(trainer, batch_items) -> float:
     """training_step with the naive loss: build targets, forward, backward, AdamW update."""
     start = time.perf_counter()
-    batch, _ = make_batch(trainer, batch_items)
+    batch = make_batch(trainer, batch_items)
     loss = naive_loss(trainer, batch)
     loss.backward()
     trainer.optimizer.step()
@@ -129,7 +128,7 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
     batches = [batches[i % len(batches)] for i in range(needed)]
 
     # Same batch, same weights, no dropout: the naive loss must equal ours (before any update).
-    batch, _ = make_batch(trainer, batches[0])
+    batch = make_batch(trainer, batches[0])
     trainer.model.eval()
     with torch.no_grad():
         ours, naive = trainer.compute_loss(batch).item(), naive_loss(trainer, batch).item()
@@ -141,7 +140,7 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
     ours_flops = naive_flops = 0.0
     for index, items in enumerate(batches):
         start = time.perf_counter()
-        batch, prompt_rows = make_batch(trainer, items)  # the shapes, and what building targets costs
+        batch = make_batch(trainer, items)  # the shapes, and what building targets costs
         building = time.perf_counter() - start
         width, depth = batch["input_ids"].shape[1], batch["positions"].shape[1]
         synchronize(args.device)
@@ -152,9 +151,9 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
         ours_rows.append(row)
         naive_seconds.append(seconds)
         target_seconds.append(building)
-        ours_flops += training_step_flops(shape, len(items), width, len(items) * depth)
+        prefix = shared_prefix_length(batch["input_ids"], batch["attention_mask"], batch["positions"])
+        ours_flops += training_step_flops(shape, len(items), width, len(items) * depth, prefix)
         naive_flops += training_step_flops(shape, len(items), width, len(items) * width)
-        prefix = shared_prefix_length(prompt_rows)
         prefix_shares.append((len(items) - 1) * prefix / row["tokens"])
 
     ours_seconds = [row["seconds"] for row in ours_rows]

@@ -128,11 +128,14 @@ def model_shape(model) -> ModelShape:
                       hidden_size=config.hidden_size, vocab_size=config.vocab_size)
 
 
-def training_step_flops(shape: ModelShape, batch_size: int, seq_len: int, logit_positions: int) -> float:
+def training_step_flops(shape: ModelShape, batch_size: int, seq_len: int, logit_positions: int,
+                        shared_prefix: int = 0) -> float:
     """FLOPs of one LoRA training step (forward + backward) over a [batch_size, seq_len] batch that
-    projects `logit_positions` hidden states onto the vocabulary.
+    projects `logit_positions` hidden states onto the vocabulary, its first `shared_prefix` tokens
+    (the same in every row) computed once.
 
-    With T = batch_size * seq_len executed positions (padding included: the hardware computes it),
+    With T = batch_size * seq_len - (batch_size - 1) * shared_prefix executed positions (padding
+    included: the hardware computes it),
     N the frozen decoder matmul weights, n the LoRA weights, P the logit positions, d the hidden
     size, V the vocabulary, L layers and a the attention width:
 
@@ -144,22 +147,10 @@ def training_step_flops(shape: ModelShape, batch_size: int, seq_len: int, logit_
     Elementwise work (norms, activations, softmax, the loss) is left out; so is the first layer's
     saving of not needing input gradients. The naive step has P = T, the gathered one P = B * S.
     """
-    tokens = batch_size * seq_len
+    tokens = batch_size * seq_len - (batch_size - 1) * shared_prefix
     attention = 4 * shape.num_layers * shape.attention_dim * seq_len * tokens
     head = 4 * shape.hidden_size * shape.vocab_size * logit_positions
     return float(4 * shape.base_linear_params * tokens + 6 * shape.lora_params * tokens + 3 * attention + head)
-
-
-def shared_prefix_length(rows: list[list[int]]) -> int:
-    """The number of leading tokens that every row has in common."""
-    if not rows:
-        return 0
-    length = 0
-    for column in zip(*rows):
-        if any(token != column[0] for token in column[1:]):
-            break
-        length += 1
-    return length
 
 
 # ---- goals -------------------------------------------------------------------------------------

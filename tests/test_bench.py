@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of scripts next to src/, not an installed package
 
 from bench import bench_exact, bench_targets, bench_training, bench_workflow, run_all  # noqa: E402
-from bench.common import Goal, ModelShape, model_shape, shared_prefix_length, training_step_flops  # noqa: E402
+from bench.common import Goal, ModelShape, model_shape, training_step_flops  # noqa: E402
 from cft.evaluation.metrics import w1_to_target  # noqa: E402
 from cft.evaluation.parsing import ParsedSample  # noqa: E402
 from cft.prompts import PromptSpec  # noqa: E402
@@ -40,6 +40,8 @@ def test_training_step_flops_by_hand():
     assert training_step_flops(shape, batch_size=2, seq_len=3, logit_positions=2) == 1296
     # The naive step projects every position: only the head term grows, by 4*3*5*(6 - 2).
     assert training_step_flops(shape, 2, 3, 6) - training_step_flops(shape, 2, 3, 2) == 4 * 3 * 5 * 4
+    # A 2-token prefix computed once: T = 6 - 2 = 4; attention 4*1*4*3*4 = 192.
+    assert training_step_flops(shape, 2, 3, 2, shared_prefix=2) == 4 * 10 * 4 + 6 * 2 * 4 + 3 * 192 + 120
 
 
 def test_model_shape_counts_frozen_and_lora_weights():
@@ -52,13 +54,6 @@ def test_model_shape_counts_frozen_and_lora_weights():
     # LoRA A is r x in, B is out x r: q 64+64, k 64+32, v 64+32, o 64+64.
     assert shape.lora_params == 128 + 96 + 96 + 128
     assert (shape.num_layers, shape.attention_dim, shape.hidden_size, shape.vocab_size) == (1, 16, 16, 50)
-
-
-def test_shared_prefix_length():
-    assert shared_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
-    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 3
-    assert shared_prefix_length([[1], [2]]) == 0
-    assert shared_prefix_length([]) == 0
 
 
 def test_goal_verdicts():

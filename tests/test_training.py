@@ -154,7 +154,7 @@ def test_collate_layout():
     batch = collate([Example([9, 9, 9], [4], steps), Example([9], [5, 6, 7], steps * 2)], pad_id=0, eos_id=2)
     assert batch["input_ids"].tolist() == [[9, 9, 9, 4], [9, 5, 6, 7]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 1]]
-    assert batch["positions"].tolist() == [[2, 3, 0, 0], [0, 1, 2, 3]]
+    assert batch["positions"].tolist() == [[2, 3, 3, 3], [0, 1, 2, 3]]
     assert batch["labels"].tolist() == [[4, 2, -100, -100], [5, 6, 7, 2]]
     assert batch["step_mask"].tolist() == [[True, True, False, False], [True] * 4]
     assert batch["target_ids"][0, 0].tolist() == [4, 5] and batch["target_ids"][0, 1].tolist() == [2, -1]
@@ -175,6 +175,54 @@ def test_answer_logits_equal_slices_of_full_logits(with_lora):
     for row in range(2):
         for k in range(int(batch["step_mask"][row].sum())):
             assert torch.allclose(picked[row, k], full[row, batch["positions"][row, k]], atol=1e-5)
+
+
+def test_shared_prefix_forward_gives_the_unshared_loss_and_gradients():
+    """The batch's common prefix goes through the decoder once; logits, loss and every LoRA gradient
+    match one forward over the whole batch (dropout off, so both see the same function)."""
+    from peft import LoraConfig, get_peft_model
+
+    from cft.training.losses import decoder_hidden_after, shared_prefix_length
+
+    prefix = [1, 30, 31, 32, 33, 34, 35, 36, 37, 38]
+    examples = [Example(prefix + [10, 11, 12], [20, 21]), Example(prefix + [14], [22, 23, 24, 25]),
+                Example(prefix + [15, 16], [26])]
+    batch = collate(examples, pad_id=2, eos_id=2)
+    assert shared_prefix_length(batch["input_ids"], batch["attention_mask"], batch["positions"]) == len(prefix)
+
+    def loss_and_grads(shared: bool):
+        model = get_peft_model(tiny_llama(80), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "o_proj"],
+                                                          lora_dropout=0.0, init_lora_weights=False))
+        model.train()
+        if shared:
+            logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+        else:
+            hidden = decoder_hidden_after(model, batch["input_ids"], batch["attention_mask"], prefix=0)
+            picked = hidden.gather(1, batch["positions"].unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+            logits = model.get_output_embeddings()(picked).float()
+        loss = hard_target_ce(logits, batch["labels"])
+        loss.backward()
+        return logits.detach(), loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    shared_logits, shared_loss, shared_grads = loss_and_grads(shared=True)
+    plain_logits, plain_loss, plain_grads = loss_and_grads(shared=False)
+    assert torch.allclose(shared_logits, plain_logits, atol=1e-5)
+    assert shared_loss == pytest.approx(plain_loss, rel=1e-6)
+    # Every LoRA weight, those of the prefix's keys and values included, gets its gradient.
+    assert all(plain_grads[n].abs().sum() > 0 for n in plain_grads)
+    for name, grad in plain_grads.items():
+        assert torch.allclose(shared_grads[name], grad, atol=1e-6, rtol=1e-4), name
+
+
+def test_no_prefix_is_shared_when_too_short_or_when_an_answer_position_lies_in_it():
+    from cft.training.losses import MIN_SHARED_PREFIX, shared_prefix_length
+
+    short = collate([Example([1, 5, 6, 7], [20]), Example([1, 5, 6, 8], [21])], pad_id=2, eos_id=2)
+    assert shared_prefix_length(short["input_ids"], short["attention_mask"], short["positions"]) == 0
+    # Two rows with the same prompt: the last prompt token predicts the answer, so it is not shared.
+    same = [1] + list(range(30, 30 + MIN_SHARED_PREFIX + 2))
+    batch = collate([Example(same, [20]), Example(same, [21, 22])], pad_id=2, eos_id=2)
+    assert shared_prefix_length(batch["input_ids"], batch["attention_mask"], batch["positions"]) == len(same) - 1
 
 
 # ---- order and seeds -----------------------------------------------------------------------------

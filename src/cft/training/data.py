@@ -106,6 +106,8 @@ def collate(examples: Sequence[Example], *, pad_id: int, eos_id: int) -> dict[st
         input_ids[row, :len(ids)] = torch.tensor(ids)
         attention_mask[row, :len(ids)] = 1
         positions[row, :steps] = torch.arange(steps) + len(example.prompt_ids) - 1
+        # Padded steps repeat the last real position, which lies after any prefix the rows share.
+        positions[row, steps:] = positions[row, steps - 1]
         step_mask[row, :steps] = True
         labels[row, :steps] = torch.tensor(list(example.value_ids) + [eos_id])
     batch = {

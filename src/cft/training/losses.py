@@ -4,6 +4,12 @@ Both losses see logits only at the L + 1 answer positions of each example. Those
 the decoder's hidden states before the LM head, so the full-vocabulary projection is never computed
 over the prompt: with a 49k-262k vocabulary that projection would dominate memory and time.
 
+Every training prompt starts with the same tokens (the chat template's system turn and the words up
+to the family name: about a third of a batch's real tokens on SmolLM2). `answer_logits` runs that
+shared prefix through the decoder once per batch, as a batch-1 forward whose keys and values every
+row then attends to; gradients flow back through them into the prefix's LoRA weights, so the loss
+and its gradients are those of the unshared forward.
+
 Losses are computed in float32 whatever the model's dtype; the paper's bf16 loss differed from fp32
 in the third significant digit (reference: structured-sampling.md sections 5.3 and 12, item 15).
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache
 
 
 def answer_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -21,15 +28,44 @@ def answer_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     Works for a plain causal LM and for a PEFT-wrapped one (both resolve get_decoder and
     get_output_embeddings to the underlying modules, LoRA layers included).
     """
-    decoder = model.get_decoder()
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-    picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+    prefix = shared_prefix_length(input_ids, attention_mask, positions)
+    hidden = decoder_hidden_after(model, input_ids, attention_mask, prefix)
+    picked = hidden.gather(1, (positions - prefix).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
     logits = model.get_output_embeddings()(picked)
     # Gemma-2-style models squash logits; the model's own forward would apply this too.
     softcap = getattr(model.config, "final_logit_softcapping", None)
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     return logits.float()
+
+
+# Below this many shared tokens the extra forward call costs more than the rows' repeats of the prefix.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> int:
+    """How many leading tokens every row shares, capped so that every position read lies after them
+    (its hidden state then comes out of the rows' own forward). 0 when sharing would not pay."""
+    if input_ids.size(0) < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(0) & attention_mask.bool().all(0)
+    length = min(int(same.int().cumprod(0).sum()), int(positions.min()))
+    return length if length >= MIN_SHARED_PREFIX else 0
+
+
+def decoder_hidden_after(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: int) -> torch.Tensor:
+    """The decoder's last hidden states [B, T - prefix] at positions prefix..T-1, equal to those of one
+    forward over the whole batch; the first `prefix` tokens, the same in every row, go through once."""
+    decoder = model.get_decoder()
+    if prefix == 0:
+        return decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    cache = DynamicCache(config=model.config)
+    decoder(input_ids=input_ids[:1, :prefix], past_key_values=cache, use_cache=True)
+    cache.batch_repeat_interleave(input_ids.size(0))
+    width = input_ids.size(1)
+    position_ids = torch.arange(prefix, width, device=input_ids.device).expand(input_ids.size(0), -1)
+    return decoder(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, position_ids=position_ids,
+                   past_key_values=cache, use_cache=True).last_hidden_state
 
 
 def soft_target_kl(
