@@ -234,6 +234,23 @@ def test_digit_interval_distribution_equals_brute_force(model, prompt_ids):
     assert result.points[-1] - 0.05 < high < result.points[-1] + 0.05
 
 
+def test_unit_intervals_end_the_integer_part_at_a_dot_or_eos(model, prompt_ids):
+    """r = 0: the mass of "k" is that of the answers "k." + anything and "k" alone, never "k" + digit."""
+    dist = stats.cauchy(0.5, 2.0)
+    result = digit_interval_distribution(PromptScorer(model, prompt_ids, row_tokens=9), CharTokenizer(), dist,
+                                         (None, None), resolution=0)
+    assert {"-0", "0", "-1", "1"} <= set(result.labels) and np.all(np.diff(result.points) == 1)
+    low, high = dist.ppf([0.001, 0.999])
+    assert result.points[0] - 0.5 <= low < result.points[0] + 0.5 and result.points[-1] - 0.5 <= high
+    for label, mass in list(zip(result.labels, result.model_mass))[::97]:
+        tokens = CharTokenizer()([label])["input_ids"][0]
+        expected = sum(math.exp(brute_sequence_log_prob(model, prompt_ids, tokens + [end]))
+                       for end in (CHAR_ID["."], EOS))
+        assert mass == pytest.approx(expected, rel=1e-5)
+    index = result.labels.index("3")
+    assert result.target_mass[index] == pytest.approx(dist.cdf(4) - dist.cdf(3))
+
+
 class LawSampler:
     """A "model" that writes a perfect sample of ``dist`` as a plain decimal string, then eos.
 
@@ -257,6 +274,8 @@ class LawSampler:
         negative = text.startswith("-")
         body = text[1:] if negative else text
         if body.endswith("<eos>"):
+            if not self.discrete:
+                return 0.0  # a continuous answer always has a "."
             return float(self.dist.pmf(-int(body[:-5]) if negative else int(body[:-5])))
         if body == "":
             return 1.0 if not negative else float(self.dist.cdf(-1e-300))
@@ -281,13 +300,14 @@ class LawSampler:
         return out
 
 
-@pytest.mark.parametrize("resolution", [1, 2])
+@pytest.mark.parametrize("resolution", [0, 1, 2])
 def test_digit_kl_of_a_perfect_sampler_is_zero(resolution):
     dist = stats.norm(0.3, 1.2)
-    result = digit_interval_distribution(
-        LawSampler(dist, discrete=False), CharTokenizer(), dist, (None, None), resolution=resolution
-    )
-    assert "-0." + "0" * resolution in result.labels
+    with np.errstate(divide="ignore"):
+        result = digit_interval_distribution(
+            LawSampler(dist, discrete=False), CharTokenizer(), dist, (None, None), resolution=resolution
+        )
+    assert ("-0." + "0" * resolution if resolution else "-0") in result.labels
     assert abs(result.digit_kl) < 1e-9
     assert result.missing_mass == pytest.approx(result.target_outside, abs=1e-12)
     assert result.w1 < 1e-9

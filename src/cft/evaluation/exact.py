@@ -406,7 +406,9 @@ def digit_interval_distribution(
     [ppf(quantile_low), ppf(quantile_high)] clipped to the support (the output space's window, with
     its [-10, 10] fallback). "x.dd" is [x.dd, x.dd + h) and "-x.dd" is (-(x.dd + h), -x.dd], so
     "0.00" and "-0.00" are the two halves of (-h, h). All strings are scored over their prefix trie
-    through the scorer, so a shared prefix ("3", "3.", "3.5") is scored once.
+    through the scorer, so a shared prefix ("3", "3.", "3.5") is scored once. With r = 0 (unit
+    intervals, for laws as wide as Cauchy's) the string has no "." and must end there: "12" is
+    [12, 13) for the answers "12." followed by anything and "12" then eos.
 
     Tails: the law's mass below the first and above the last interval is not renormalized into the
     grid; it is the law's side of the "outside" outcome (see `GridDistribution`). Answers that start
@@ -418,8 +420,8 @@ def digit_interval_distribution(
     multi-digit tokens, an answer could start with "3.51" through a token "512" that passes through
     no prefix of the tokenization of "3.51".
     """
-    if resolution < 1:
-        raise ValueError(f"resolution must be at least 1 decimal, got {resolution}")
+    if resolution < 0:
+        raise ValueError(f"resolution must be at least 0 decimals, got {resolution}")
     low, high = continuous_window(dist, support, quantile_low, quantile_high)
     scale = 10**resolution
     step = 1.0 / scale
@@ -428,8 +430,11 @@ def digit_interval_distribution(
     negative = np.arange(max(0, math.floor(-high * scale)), max(0, math.ceil(-low * scale)), dtype=np.int64)
     positive = np.arange(max(0, math.floor(low * scale)), max(0, math.ceil(high * scale)), dtype=np.int64)
     k_signed = np.concatenate((-negative[::-1] - 1, positive))  # cell [k, k + 1) * step, increasing
-    labels = [f"-{k // scale}.{k % scale:0{resolution}d}" for k in negative[::-1].tolist()]
-    labels += [f"{k // scale}.{k % scale:0{resolution}d}" for k in positive.tolist()]
+    if resolution == 0:
+        labels = [f"-{k}" for k in negative[::-1].tolist()] + [str(k) for k in positive.tolist()]
+    else:
+        labels = [f"-{k // scale}.{k % scale:0{resolution}d}" for k in negative[::-1].tolist()]
+        labels += [f"{k // scale}.{k % scale:0{resolution}d}" for k in positive.tolist()]
 
     edges = np.concatenate((k_signed, [k_signed[-1] + 1])) * step
     cdf = np.asarray(dist.cdf(edges), dtype=np.float64)
@@ -443,8 +448,15 @@ def digit_interval_distribution(
             f"the tokenizer does not give one token per character (for example {split[0]!r}), "
             "so a string's prefix probability is not a product along its tokens"
         )
-    log_mass = _sequence_log_probs(scorer, encoded, temperature)
-    return _grid_distribution(labels, (k_signed + 0.5) * step, np.exp(log_mass), target_mass,
+    if resolution == 0:
+        # The integer part ends at "." or at eos; another digit would make it a different interval.
+        (dot,) = tokenizer(["."], add_special_tokens=False)["input_ids"][0]
+        ends = [dot, tokenizer.eos_token_id]
+        log_mass = _sequence_log_probs(scorer, [list(t) + [end] for t in encoded for end in ends], temperature)
+        model_mass = np.exp(log_mass).reshape(len(labels), len(ends)).sum(1)
+    else:
+        model_mass = np.exp(_sequence_log_probs(scorer, encoded, temperature))
+    return _grid_distribution(labels, (k_signed + 0.5) * step, model_mass, target_mass,
                               target_outside)
 
 

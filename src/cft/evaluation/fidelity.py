@@ -99,13 +99,14 @@ def first_token_numeric_mass(scorer: PromptScorer, tokenizer) -> float:
 
 def digit_resolution_for(space, settings: FidelitySettings) -> int | None:
     """The configured number of decimals r, lowered for wide targets until the grid has at most
-    `max_digit_intervals` intervals; None when even one decimal gives more (Cauchy(3.5, 3) spans 1900
-    units, LogNormal(2.5, 2) 5900: their exact digit metrics are left missing, their sampled ones stay).
+    `max_digit_intervals` intervals, down to unit intervals (r = 0: Cauchy(3.5, 3) spans 1900 units);
+    None when even those are more (LogNormal(2.5, 2) spans 5900 units: its exact digit metrics are left
+    missing below a `max_digit_intervals` of 5900, its sampled ones stay).
 
     The window is the output space's (its first and last atoms span the quantile range).
     """
     low, high = float(space.values[0]), float(space.values[-1])
-    for resolution in range(settings.digit_resolution, 0, -1):
+    for resolution in range(settings.digit_resolution, -1, -1):
         if (high - low) * 10**resolution <= settings.max_digit_intervals:
             return resolution
     return None
@@ -134,7 +135,7 @@ def exact_metrics(model, tokenizer, spec: PromptSpec, prompt_ids: Sequence[int],
                                            quantile_high=settings.quantile_high)
         grid_name = f"digit intervals 1e-{resolution}"
     else:
-        grid, grid_name = None, f"none: over {settings.max_digit_intervals} intervals even at 1e-1"
+        grid, grid_name = None, f"none: over {settings.max_digit_intervals} intervals even at 1e0"
     record = {
         "first_token_numeric_mass": first_token_numeric_mass(scorer, tokenizer),
         "exact_trie_kl": trie_kl.value,
