@@ -321,8 +321,44 @@ def test_evaluator_loads_baseline_variants_from_their_files(tmp_path):
         variant_files={"model": record, "temperature": tmp_path / "temperature.json"})
     # Dividing the logits by 0.02 concentrates the first-token distribution on a few tokens.
     assert (sharp["support_size"] < base["support_size"]).all()
-    with pytest.raises(ValueError, match="ssot"):
-        run_evaluator(record, tmp_path, variant="ssot")
+
+
+def test_ssot_answers_come_out_of_their_tags_without_a_support_size(tmp_path, monkeypatch):
+    """SSoT runs the same prompts under its system prompt; each answer is its tag's content, an output
+    without one is an empty answer with the reason, and the support size is left empty with why."""
+    import cft.transfer.openended as openended
+
+    outputs = [
+        "<random_string>k2#x</random_string><thinking>sum mod 7</thinking><answer>**Paris.**</answer>",
+        "<random_string>q</random_string><answer>Lyon</answer>",
+        "I would rather not pick.",
+        "<random_string>zz</random_string><thinking>so</thinking><answer>Nan",  # cut inside the tag
+    ]
+    seen = []
+
+    class ScriptedSampler:
+        def sample(self, prompt, params, *, prompt_index):
+            seen.append((prompt, params.max_new_tokens))
+            return list(outputs)
+
+    monkeypatch.setattr(openended, "make_sampler", lambda *args: ScriptedSampler())
+    record = tiny_model_record(tmp_path)
+    frame, _, samples = run_evaluator(record, tmp_path, variant="ssot", num_samples=4, max_new_tokens=512)
+    assert all("<random_string>" in prompt and budget == 512 for prompt, budget in seen)
+    assert frame["support_size"].isna().all() and frame["support_p0p5"].isna().all()
+    assert frame["support_skipped"].str.startswith("ssot").all()
+    assert (frame["num_unique"] == 2).all() and (frame["unique_rate"] == 0.5).all()
+    assert (frame["num_unique_canonical"] == 2).all() and (frame["empty_count"] == 2).all()
+    assert (frame["ssot_mean_generated_tokens"] > frame["ssot_mean_extra_tokens"]).all()
+    rows = read_jsonl(samples)[:4]
+    assert [row["answer"] for row in rows] == ["**Paris.**", "Lyon", "", ""]
+    assert [row["canonical_answer"] for row in rows] == ["paris", "lyon", "", ""]
+    assert [row["error"] for row in rows] == [None, None, "no_answer_tag", "truncated"]
+
+    summary = openended_tables([tmp_path / "ssot.csv"], tmp_path / "p.csv", tmp_path / "s.csv")
+    assert math.isnan(summary.loc[0, "support_size_mean"]) and summary.loc[0, "unique_rate_mean"] == 0.5
+    plot_openended_support(tmp_path / "s.csv", tmp_path / "f.pdf", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 1000
 
 
 def test_vllm_backend_gets_the_gpu_to_itself(tmp_path, monkeypatch):

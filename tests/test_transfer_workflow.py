@@ -8,12 +8,12 @@ from test_workflow import job_counts, snakemake
 from cft.config import load_config
 
 
-def transfer_jobs(repo_root, *configfiles) -> int:
+def transfer_jobs(repo_root, *configfiles, ssot: bool = False) -> int:
     """(model, variant) pairs a config evaluates: listed variants that exist (base, a trained method,
-    a fitted baseline), without the SSoT prompting protocol."""
+    a fitted baseline), and with `ssot` (the open-ended prompts) the SSoT prompting protocol."""
     config = load_config(*(repo_root / "config" / name for name in configfiles))
-    variants = [v for v in config["evaluate"]["variants"]
-                if v in ("base", "temperature", "ats_smooth", "ats_kl") or v in config["train"]["methods"]]
+    kinds = ("base", "temperature", "ats_smooth", "ats_kl", *(["ssot"] if ssot else []))
+    variants = [v for v in config["evaluate"]["variants"] if v in kinds or v in config["train"]["methods"]]
     return len(config["models"]) * len(variants)
 
 TRANSFER_RULES = ("evaluate_openended", "evaluate_mcq", "tab_openended", "tab_mcq", "fig_openended_support",
@@ -40,8 +40,9 @@ def test_paper_dry_run_evaluates_every_model_and_variant(repo_root):
     result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile", "config/paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    assert counts["evaluate_openended"] == counts["evaluate_mcq"] == transfer_jobs(repo_root, "config.yaml", "paper.yaml")
-    assert counts["evaluate_openended"] >= 12 * 3
+    assert counts["evaluate_mcq"] == transfer_jobs(repo_root, "config.yaml", "paper.yaml")
+    assert counts["evaluate_openended"] == transfer_jobs(repo_root, "config.yaml", "paper.yaml", ssot=True)
+    assert counts["evaluate_openended"] > counts["evaluate_mcq"] >= 12 * 3
 
 
 def test_unknown_case_study_fails_before_any_job(repo_root, tmp_path):

@@ -5,19 +5,31 @@ from cft.transfer.openended import check_case_studies
 
 check_case_studies(config["evaluate"]["openended"]["case_studies"])
 
-# SSoT is a prompting protocol that answers after a generated seed and reasoning; these prompts ask for
-# the bare answer and the support size reads its first token, so it has no transfer evaluation here.
-TRANSFER_VARIANTS = [v for v in VARIANTS if v != "ssot"]
+# SSoT, a prompting protocol that answers after a generated seed string and reasoning, runs the
+# open-ended prompts (its answers read out of their tag, without a support size); the MCQ evaluation
+# reads a bare generated question, so it has no SSoT row.
+OPENENDED_VARIANTS = VARIANTS
+MCQ_VARIANTS = [v for v in VARIANTS if v != "ssot"]
 
 
 def transfer_settings(section):
-    """The `evaluate.<section>` settings plus the master seed that the sample seeds derive from."""
-    return lambda wildcards: {**config["evaluate"][section], "seed": config["seed"]}
+    """The `evaluate.<section>` settings plus the master seed that the sample seeds derive from; SSoT
+    samples with its own count and token budget (`baselines.ssot`), as in the fidelity evaluation."""
+
+    def settings(wildcards):
+        settings = {**config["evaluate"][section], "seed": config["seed"]}
+        if wildcards.variant == "ssot":
+            ssot = config["baselines"]["ssot"]
+            settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],
+                            ssot_system_prompt=ssot["system_prompt"])
+        return settings
+
+    return settings
 
 
-def every_variant(pattern):
-    """`pattern` for every (model, variant) of the evaluation matrix."""
-    return expand(pattern, model=MODELS, variant=TRANSFER_VARIANTS)
+def every_variant(pattern, variants):
+    """`pattern` for every model and each of `variants`."""
+    return expand(pattern, model=MODELS, variant=variants)
 
 
 rule evaluate_openended:
@@ -66,7 +78,7 @@ rule evaluate_mcq:
 
 rule tab_openended:
     input:
-        every_variant("results/openended/{model}/{variant}/prompts.csv"),
+        every_variant("results/openended/{model}/{variant}/prompts.csv", OPENENDED_VARIANTS),
     output:
         prompts=report(
             "results/tables/openended_prompts.csv",
@@ -93,7 +105,7 @@ rule tab_openended:
 
 rule tab_mcq:
     input:
-        every_variant("results/mcq/{model}/{variant}/summary.json"),
+        every_variant("results/mcq/{model}/{variant}/summary.json", MCQ_VARIANTS),
     output:
         report(
             "results/tables/mcq_summary.csv",
@@ -141,7 +153,7 @@ rule fig_openended_support:
 
 rule fig_openended_case_studies:
     input:
-        every_variant("results/openended/{model}/{variant}/samples.jsonl"),
+        every_variant("results/openended/{model}/{variant}/samples.jsonl", OPENENDED_VARIANTS),
     output:
         pdf="results/figures/openended_case_studies.pdf",
         png=report(

@@ -9,13 +9,16 @@ one is an invalid sample with a reason, never dropped. The token budget must be 
 tokens): the paper's artifact kept 32 and so truncated nearly every SSoT answer.
 
 SSoT changes what is sampled, not the next-token distribution after the prompt, so the exact
-(teacher-forced) metrics do not apply to it; the fidelity rows say so in ``exact_skipped``.
+(teacher-forced) metrics do not apply to it; the fidelity rows say so in ``exact_skipped``. For the
+same reason the open-ended first-token support size does not apply (its first token opens the seed
+string); its answers are the tag's contents, compared like any variant's.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from cft.evaluation.parsing import ParsedSample, parse_sample
 from cft.models import ChatOptions, format_prompt
@@ -66,6 +69,32 @@ def extract_answer(raw_text: str, *, hit_token_limit: bool = False) -> SSoTAnswe
     if hit_token_limit or unclosed_think or _ANSWER_OPEN.search(visible):
         return SSoTAnswer(None, TRUNCATED)
     return SSoTAnswer(None, NO_ANSWER_TAG)
+
+
+def read_outputs(tokenizer, texts: list[str], max_new_tokens: int) -> list[tuple[SSoTAnswer, dict[str, Any]]]:
+    """Each output's answer and its token counts: generated tokens, tokens beyond the answer, and
+    whether generation reached the limit (an output at the limit without an answer is truncated).
+
+    Counts re-encode the decoded text (the samplers return text).
+    """
+    read = []
+    for text in texts:
+        generated = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        hit_limit = generated >= max_new_tokens
+        answer = extract_answer(text, hit_token_limit=hit_limit)
+        answer_tokens = len(tokenizer(answer.text, add_special_tokens=False)["input_ids"]) if answer.text else 0
+        read.append((answer, {"generated_tokens": generated, "extra_tokens": generated - answer_tokens,
+                              "hit_token_limit": hit_limit}))
+    return read
+
+
+def token_summary(counts: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over samples of `read_outputs`'s counts: what SSoT costs beyond the bare answer."""
+    return {
+        "ssot_mean_generated_tokens": sum(c["generated_tokens"] for c in counts) / len(counts),
+        "ssot_mean_extra_tokens": sum(c["extra_tokens"] for c in counts) / len(counts),
+        "ssot_token_limit_rate": sum(c["hit_token_limit"] for c in counts) / len(counts),
+    }
 
 
 def parse_ssot_sample(raw_text: str, support: tuple[float | None, float | None], integer_only: bool, *,

@@ -45,7 +45,7 @@ from cft.evaluation.sampling import HFSampler, SamplingSection, VLLMSampler, sam
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
 from cft.evaluation.aggregate import summarize
-from cft.baselines.ssot import EXACT_SKIPPED, extract_answer, format_ssot_prompt, parse_ssot_sample
+from cft.baselines.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.trie import TokenTrie
@@ -188,7 +188,7 @@ def sampled_metrics(sampler: HFSampler | VLLMSampler, formatted: str, spec: Prom
     record = sample_metrics(parsed, dist, discrete=family.integer_only, num_requested=params.num_samples)
     record["w1_norm"] = record.pop("w1_normalized")
     if ssot_tokenizer is not None:
-        record.update(ssot_summary(extra))
+        record.update(token_summary(extra))
     raw = [
         {"split": split, "distribution_id": spec.distribution_id, "sample_index": i, "seed": seed,
          "raw_text": text, "parsed_text": p.text, "parsed_value": p.value, "is_valid": p.is_valid,
@@ -199,29 +199,11 @@ def sampled_metrics(sampler: HFSampler | VLLMSampler, formatted: str, spec: Prom
 
 
 def ssot_verdicts(tokenizer, texts: Sequence[str], support, integer_only: bool, max_new_tokens: int):
-    """Parsed SSoT answers and, per sample, its generated tokens and the tokens beyond the answer.
-
-    Token counts re-encode the decoded text (the sampler returns text); an output that reached the
-    token limit without an answer tag counts as truncated.
-    """
-    parsed, extra = [], []
-    for text in texts:
-        generated = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        hit_limit = generated >= max_new_tokens
-        answer = extract_answer(text, hit_token_limit=hit_limit).text
-        answer_tokens = len(tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else 0
-        parsed.append(parse_ssot_sample(text, support, integer_only, hit_token_limit=hit_limit))
-        extra.append({"generated_tokens": generated, "extra_tokens": generated - answer_tokens,
-                      "hit_token_limit": hit_limit})
-    return parsed, extra
-
-
-def ssot_summary(extra: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    return {
-        "ssot_mean_generated_tokens": float(np.mean([e["generated_tokens"] for e in extra])),
-        "ssot_mean_extra_tokens": float(np.mean([e["extra_tokens"] for e in extra])),
-        "ssot_token_limit_rate": float(np.mean([e["hit_token_limit"] for e in extra])),
-    }
+    """Parsed SSoT answers and, per sample, its generated tokens and the tokens beyond the answer."""
+    counts = [c for _, c in read_outputs(tokenizer, list(texts), max_new_tokens)]
+    parsed = [parse_ssot_sample(text, support, integer_only, hit_token_limit=c["hit_token_limit"])
+              for text, c in zip(texts, counts)]
+    return parsed, counts
 
 
 def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path | None, variant: str,

@@ -52,14 +52,18 @@ def plot_openended_support(summary_csv: str | Path, pdf_path: str | Path, png_pa
         axes[0].plot(thresholds, row[threshold_columns].to_numpy(dtype=float), color=_color(row["variant"]),
                      marker=markers[models.index(row["model"]) % len(markers)], markersize=3,
                      label=f"{row['model']} {row['variant']}")
-    axes[0].set_yscale("log")
+    # A prompting variant (SSoT) has no support size; with only such rows there is nothing to log-scale.
+    has_support = bool(np.isfinite(summary[threshold_columns].to_numpy(dtype=float)).any())
+    if has_support:
+        axes[0].set_yscale("log")
     axes[0].set_xlabel("probability mass threshold t")
     axes[0].set_ylabel("mean support size [tokens]")
     axes[0].set_title("First-token support size vs. threshold", fontsize=9)
     axes[0].legend(fontsize=6)
 
     _grouped_bars(axes[1], summary, models, variants, "support_size_mean")
-    axes[1].set_yscale("log")
+    if has_support:
+        axes[1].set_yscale("log")
     axes[1].set_ylabel(f"mean support size at t={headline:g} [tokens]")
     axes[1].set_title(f"Support size (t={headline:g}; higher = more spread)", fontsize=9)
     axes[1].legend(fontsize=7, title="variant", title_fontsize=7)

@@ -14,6 +14,11 @@ through Think of / Choose / Name / Pick. Two metrics per prompt:
 
 An answer that is empty after normalization is the only invalid outcome here: it is kept in the raw
 samples with the reason ``empty_answer`` and counted in every denominator.
+
+String Seed of Thought (`cft.baselines.ssot`) is evaluated on the same prompts with its own system
+prompt and token budget: its answer is the content of its answer tag (an output without one is an
+empty answer with the reason ``no_answer_tag`` or ``truncated``), and it has no support size, since
+its first token opens the seed string rather than the answer.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from cft.baselines.ssot import format_ssot_prompt, read_outputs, token_summary
 from cft.config import ConfigError
 from cft.evaluation.fidelity import make_sampler, prompt_key
 from cft.evaluation.sampling import SamplingSection, sample_seeds
@@ -69,6 +75,7 @@ PAPER_PROMPTS_SHA256 = "343c78f3572ae5a685d25ed41b5eea3577615d0cbccbc69a6a39f06b
 # 0.01, 0.05, 0.10, ..., 0.95, 0.99: the paper's 21 thresholds.
 PAPER_THRESHOLDS = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 EMPTY_ANSWER = "empty_answer"
+SUPPORT_SKIPPED = "ssot: the first generated token opens the seed string, not the answer"
 
 
 def openended_prompts() -> list[str]:
@@ -197,6 +204,8 @@ class OpenEndedSettings(SamplingSection):
     headline_threshold: float = 0.9
     max_prompts: int | None = None
     top_answers: int = 10
+    # String Seed of Thought variants only: the protocol's system prompt (None = its default).
+    ssot_system_prompt: str | None = None
 
     @property
     def all_thresholds(self) -> list[float]:
@@ -205,18 +214,18 @@ class OpenEndedSettings(SamplingSection):
 
 
 def variant_settings(variant: str, adapter_dir: str | Path | None, variant_files: Mapping[str, Any] | None,
-                     settings: Any) -> Any:
+                     settings: Any, *, prompting: tuple[str, ...] = ()) -> Any:
     """The settings to sample one variant (`cft.variants`) with.
 
     A variant that transforms logits in this process (fitted temperature, ATS) is sampled with the
     hf backend whatever the config says, since vLLM would sample the untransformed weights. A
-    prompting protocol (SSoT) is refused: these prompts ask for the bare answer, and the support size
-    reads the first answer token, which SSoT puts after its seed and reasoning.
+    prompting protocol (SSoT) not in ``prompting`` is refused: an evaluation that reads the answer's
+    tokens right after the prompt cannot see an answer written after a seed string and reasoning.
     """
     kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    if kind.prompting is not None:
-        raise ValueError(f"variant {variant!r} uses the {kind.prompting} prompting protocol, which the "
-                         "transfer evaluations do not support")
+    if kind.prompting is not None and kind.prompting not in prompting:
+        raise ValueError(f"variant {variant!r} uses the {kind.prompting} prompting protocol, which this "
+                         "evaluation does not support")
     if needs_hf_backend(kind) and settings.backend != "hf":
         log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
         settings = replace(settings, backend="hf")
@@ -246,17 +255,21 @@ def evaluate_openended(*, model_record_path: str | Path, adapter_dir: str | Path
         torch.set_num_threads(threads)
     model_record = read_json(model_record_path)
     tokenizer = load_tokenizer(model_record["path"])
-    settings = variant_settings(variant, adapter_dir, variant_files, settings)
+    settings = variant_settings(variant, adapter_dir, variant_files, settings, prompting=("ssot",))
+    ssot = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir}).prompting == "ssot"
     model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
     chat = ChatOptions(**model_record.get("chat", {}))
     prompts = openended_prompts()[: settings.max_prompts]
-    formatted = [format_prompt(tokenizer, prompt, chat) for prompt in prompts]
+    formatted = [format_ssot_prompt(tokenizer, prompt, chat, settings.ssot_system_prompt) if ssot
+                 else format_prompt(tokenizer, prompt, chat) for prompt in prompts]
     thresholds = settings.all_thresholds
 
-    started = time.perf_counter()
-    logits = first_token_logits(model, tokenizer, formatted, batch_size=settings.batch_size)
-    sizes = support_sizes(torch.softmax(logits / settings.temperature, dim=-1), thresholds)
-    log.info("support sizes of %d prompts in %.1fs", len(prompts), time.perf_counter() - started)
+    sizes = None
+    if not ssot:
+        started = time.perf_counter()
+        logits = first_token_logits(model, tokenizer, formatted, batch_size=settings.batch_size)
+        sizes = support_sizes(torch.softmax(logits / settings.temperature, dim=-1), thresholds)
+        log.info("support sizes of %d prompts in %.1fs", len(prompts), time.perf_counter() - started)
 
     if settings.backend == "vllm":
         # vLLM samples with its own copy of the weights; the transformers one was for the support sizes.
@@ -270,15 +283,21 @@ def evaluate_openended(*, model_record_path: str | Path, adapter_dir: str | Path
         started = time.perf_counter()
         key = prompt_key("openended", category)
         raw = sampler.sample(text, params, prompt_index=key)
-        answers = [normalize_answer(r) for r in raw]
-        canonical = [canonical_answer(r) for r in raw]
+        if ssot:
+            read = read_outputs(tokenizer, raw, params.max_new_tokens)
+            answer_texts = [answer.text or "" for answer, _ in read]
+            errors = [answer.error or EMPTY_ANSWER for answer, _ in read]
+        else:
+            answer_texts, errors = raw, [EMPTY_ANSWER] * len(raw)
+        answers = [normalize_answer(r) for r in answer_texts]
+        canonical = [canonical_answer(r) for r in answer_texts]
         stats = answer_stats(answers, top=settings.top_answers)
         canonical_stats = answer_stats(canonical, top=settings.top_answers)
         row = {
             "model": model_record["name"], "variant": variant, **marker, "prompt_id": prompt_id,
             "category": category, "prompt": prompt,
-            "support_size": int(sizes[prompt_id, thresholds.index(settings.headline_threshold)]),
-            **{threshold_key(t): int(sizes[prompt_id, j]) for j, t in enumerate(thresholds)},
+            "support_size": None if ssot else int(sizes[prompt_id, thresholds.index(settings.headline_threshold)]),
+            **{threshold_key(t): None if ssot else int(sizes[prompt_id, j]) for j, t in enumerate(thresholds)},
             "num_samples": len(raw),
             "num_unique": stats["num_unique"],
             "unique_rate": stats["unique_rate"],
@@ -290,14 +309,16 @@ def evaluate_openended(*, model_record_path: str | Path, adapter_dir: str | Path
             "thinking_tag_count": sum(bool(THINK_TAG.search(r)) for r in raw),
             "top_answers": json.dumps(stats["top_answers"], ensure_ascii=False),
         }
+        if ssot:
+            row.update(support_skipped=SUPPORT_SKIPPED, **token_summary([counts for _, counts in read]))
         rows.append(row)
         samples.extend(
             {"model": model_record["name"], "variant": variant, "prompt_id": prompt_id, "category": category,
              "sample_index": i, "seed": seed, "raw_text": r, "answer": a, "canonical_answer": c,
-             "error": None if a else EMPTY_ANSWER}
-            for i, (seed, r, a, c) in enumerate(zip(sample_seeds(params, key), raw, answers, canonical))
+             "error": None if a else error}
+            for i, (seed, r, a, c, error) in enumerate(zip(sample_seeds(params, key), raw, answers, canonical, errors))
         )
-        log.info("%s %s: support@%.2f=%d unique_rate=%.2f top=%s (%.1fs)", variant, category,
+        log.info("%s %s: support@%.2f=%s unique_rate=%.2f top=%s (%.1fs)", variant, category,
                  settings.headline_threshold, row["support_size"], row["unique_rate"],
                  stats["top_answers"][:3], time.perf_counter() - started)
 
@@ -328,8 +349,8 @@ def openended_tables(prompt_csvs: Sequence[str | Path], prompts_out: str | Path,
             "num_samples": int(group["num_samples"].iloc[0]),
             "support_size_mean": group["support_size"].mean(),
             "support_size_median": group["support_size"].median(),
-            "support_size_min": int(group["support_size"].min()),
-            "support_size_max": int(group["support_size"].max()),
+            "support_size_min": group["support_size"].min(),
+            "support_size_max": group["support_size"].max(),
             **{f"{c}_mean": group[c].mean() for c in support_columns},
             "unique_rate_mean": group["unique_rate"].mean(),
             "unique_rate_median": group["unique_rate"].median(),
