@@ -57,6 +57,8 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
                     ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=6, ha="center",
                             va="bottom", transform=ax.get_xaxis_transform())
             ax.set_yscale("log")
+            # Keep every variant's slot, so that a missing bar's n/a mark stays inside the axes.
+            ax.set_xlim(-0.5, len(models) - 0.5)
             ax.set_xticks(np.arange(len(models)), models, fontsize=8)
             ax.set_ylabel(f"family median\n{label}", fontsize=8)
             if row == 0:

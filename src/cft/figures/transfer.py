@@ -29,6 +29,7 @@ def _grouped_bars(ax, summary: pd.DataFrame, models: list[str], variants: list[s
         for position in x[~np.isfinite(values)]:
             ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=6, ha="center", va="bottom",
                     transform=ax.get_xaxis_transform())
+    ax.set_xlim(-0.5, len(models) - 0.5)  # every slot kept, so that an n/a mark stays inside the axes
     ax.set_xticks(np.arange(len(models)), models, fontsize=8)
 
 
