@@ -23,3 +23,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """The packaged SmolLM2-135M-Instruct as a checkpoint folder: the repository's model cache when a
+    workflow run has filled it, else converted once per test session."""
+    from cft.models import resolve_model_dir
+
+    cached = ROOT / "resources" / "models"
+    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
+    return resolve_model_dir("packaged:smollm2-135m-instruct", cache)

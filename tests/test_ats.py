@@ -22,9 +22,9 @@ from cft.baselines.ats import (
     selective_smoothing_loss,
     train_ats,
 )
-from cft.io import write_json, write_jsonl
+from cft.io import write_jsonl
 from cft.prompts import PromptSpec
-from tiny_models import save_tiny_checkpoint
+from tiny_models import save_tiny_record
 
 
 def test_head_starts_at_temperature_one():
@@ -93,8 +93,7 @@ def test_instruction_data_packaged_and_alpaca(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ats")
-    model_dir = save_tiny_checkpoint(root / "tiny")
-    write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+    save_tiny_record(root)
     specs = [PromptSpec.from_params("binomial", {"n": 4.0, "p": 0.5}),
              PromptSpec.from_params("uniform", {"a": 0.0, "b": 1.0}),
              PromptSpec.from_params("geometric", {"p": 0.5})]

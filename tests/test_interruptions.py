@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from cft.evaluation.fidelity import FidelitySettings, evaluate_fidelity
-from cft.io import write_json, write_jsonl
+from cft.io import write_jsonl
 from cft.prompts import PromptSpec
-from tiny_models import save_tiny_checkpoint
+from tiny_models import save_tiny_record
 
 PROMPTS = [
     PromptSpec.from_params("binomial", {"n": 4.0, "p": 0.5}),
@@ -44,8 +44,7 @@ evaluate_fidelity(settings=FidelitySettings(**settings), **kwargs)
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("interrupted-eval")
-    model_dir = save_tiny_checkpoint(root / "tiny")
-    write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+    save_tiny_record(root)
     write_jsonl(root / "unseen.jsonl", [{"spec": spec.to_dict()} for spec in PROMPTS])
     return root
 

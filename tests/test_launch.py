@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cft.io import write_json, write_jsonl
+from cft.io import write_jsonl
 from cft.launch import entry_point_args, launcher_command, train_adapter_job, uses_launcher
 from cft.prompts import PromptSpec
-from tiny_models import save_tiny_checkpoint
+from tiny_models import save_tiny_record
 
 ARGS = dict(model_record="results/models/m.json", prompts_path="results/datasets/train_subset.jsonl",
             settings={"method": "soft", "lr": 2e-4}, checkpoint_dir="results/checkpoints/m/soft",
@@ -90,10 +90,8 @@ PROMPTS = [
 
 
 def job_files(root, name, settings):
-    model_dir = root / "tiny"
-    if not model_dir.exists():
-        save_tiny_checkpoint(model_dir)
-        write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+    if not (root / "model.json").exists():
+        save_tiny_record(root)
         write_jsonl(root / "prompts.jsonl", [{"spec": p.to_dict()} for p in PROMPTS])
     return dict(model_record=str(root / "model.json"), prompts_path=str(root / "prompts.jsonl"),
                 settings=settings, checkpoint_dir=str(root / name / "run"),

@@ -20,7 +20,7 @@ from tiny_models import char_tokenizer, eval_loss, tiny_llama
 
 from cft.config import load_config, train_settings
 from cft.evaluation.exact import TrieScores, exact_trie_kl
-from cft.models import load_model, load_tokenizer, resolve_model_dir
+from cft.models import load_model, load_tokenizer
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.training import (
@@ -241,17 +241,14 @@ def test_new_methods_are_registered_and_configured(repo_root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["fullsupport", "exactdigit"])
-def test_real_smollm2_lowers_the_new_losses(method, repo_root, tmp_path_factory, tmp_path):
-    cached = repo_root / "resources" / "models"
-    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
-    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", cache)
-    tokenizer = load_tokenizer(model_dir)
+def test_real_smollm2_lowers_the_new_losses(method, smollm2_dir, tmp_path):
+    tokenizer = load_tokenizer(smollm2_dir)
     prompts = [PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
                PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5}),
                PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0})]
     extra = {"max_nodes_per_step": 32} if method == "fullsupport" else {}
     config = TrainConfig(method=method, batch_size=3, epochs=4, lr=1e-3, warmup_ratio=0.0, **extra)
-    trainer = METHODS[method].trainer(load_model(model_dir), tokenizer, prompts, config, tmp_path, progress=False)
+    trainer = METHODS[method].trainer(load_model(smollm2_dir), tokenizer, prompts, config, tmp_path, progress=False)
     batch = trainer.collate([trainer.build_example(i, seed=77 + i) for i in range(len(prompts))])
 
     before = eval_loss(trainer, batch)

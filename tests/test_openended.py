@@ -13,7 +13,7 @@ from transfer_fixtures import tiny_model_record
 from cft.config import ConfigError
 from cft.figures.transfer import case_study_shares, plot_openended_case_studies, plot_openended_support
 from cft.io import read_json, read_jsonl
-from cft.models import encode_prompt, load_model, load_tokenizer, resolve_model_dir
+from cft.models import encode_prompt, load_model, load_tokenizer
 from cft.transfer.openended import (
     CATEGORIES,
     PAPER_PROMPTS_SHA256,
@@ -261,16 +261,13 @@ def test_tables_and_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluator_on_smollm2(repo_root, tmp_path_factory, tmp_path):
-    cached = repo_root / "resources" / "models"
-    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
-    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", cache)
+def test_evaluator_on_smollm2(smollm2_dir, tmp_path):
     record = tmp_path / "smollm2.json"
     record.write_text(pd.Series({"name": "smollm2_135m", "source": "packaged:smollm2-135m-instruct",
-                                 "path": str(model_dir), "dtype": "float32", "chat": {}}).to_json())
+                                 "path": str(smollm2_dir), "dtype": "float32", "chat": {}}).to_json())
     frame, _, samples_path = run_evaluator(record, tmp_path, max_new_tokens=8)
     check_outputs(frame, samples_path, num_prompts=2, num_samples=3,
-                  vocab_size=load_tokenizer(model_dir).vocab_size)
+                  vocab_size=load_tokenizer(smollm2_dir).vocab_size)
     assert frame["stand_in"].all()
     # An instruct model answering "a random word" is far from deterministic and far from uniform.
     assert (frame["support_size"] > 1).all() and (frame["support_size"] < 49152).all()

@@ -179,13 +179,10 @@ def test_split_acts_keeps_front_matter_with_act_one():
 
 
 @pytest.mark.slow
-def test_real_smollm2_scores_match_direct_forward_passes(repo_root, tmp_path_factory):
-    from cft.models import load_model, load_tokenizer, resolve_model_dir
+def test_real_smollm2_scores_match_direct_forward_passes(smollm2_dir):
+    from cft.models import load_model, load_tokenizer
 
-    cached = repo_root / "resources" / "models"
-    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
-    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", cache)
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    tokenizer, model = load_tokenizer(smollm2_dir), load_model(smollm2_dir)
     text = "Shall I compare thee to a summer's day? Thou art more lovely and more temperate."
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     with torch.no_grad():

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import cft.training.trainer as trainer_module
-from cft.models import load_model, load_tokenizer, resolve_model_dir
+from cft.models import load_model, load_tokenizer
 from cft.prompts import PromptSpec
 from cft.training import (
     HardTargetTrainer,
@@ -399,15 +399,12 @@ def test_max_steps_sets_the_schedule_length(tiny_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["soft", "hard"])
-def test_real_smollm2_learns_in_a_few_steps(method, repo_root, tmp_path_factory, tmp_path):
-    cached = repo_root / "resources" / "models"
-    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
-    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", cache)
-    tokenizer = load_tokenizer(model_dir)
+def test_real_smollm2_learns_in_a_few_steps(method, smollm2_dir, tmp_path):
+    tokenizer = load_tokenizer(smollm2_dir)
     prompts = PROMPTS[:4]
     config = TrainConfig(method=method, batch_size=4, epochs=4, lr=1e-3, samples_per_prompt=1, warmup_ratio=0.0)
     trainer_class = SoftTargetTrainer if method == "soft" else HardTargetTrainer
-    trainer = trainer_class(load_model(model_dir), tokenizer, prompts, config, tmp_path, progress=False)
+    trainer = trainer_class(load_model(smollm2_dir), tokenizer, prompts, config, tmp_path, progress=False)
     examples = [trainer.build_example(i, seed=77 + i) for i in range(len(prompts))]
     batch = collate(examples, pad_id=trainer.pad_id, eos_id=trainer.eos_id)
 

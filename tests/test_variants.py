@@ -30,7 +30,7 @@ from cft.variants import (
     variant_kind,
     with_logit_transform,
 )
-from tiny_models import char_tokenizer, save_tiny_checkpoint
+from tiny_models import char_tokenizer, save_tiny_record
 
 PROMPTS = [PromptSpec.from_params("binomial", {"n": 4.0, "p": 0.5}),
            PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0})]
@@ -67,8 +67,7 @@ def test_a_kind_without_its_file_is_refused():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("variants")
-    model_dir = save_tiny_checkpoint(root / "tiny")
-    write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+    save_tiny_record(root)
     write_jsonl(root / "unseen.jsonl", [{"spec": s.to_dict()} for s in PROMPTS])
     write_json(root / "t1.json", {"temperature": 1.0})
     write_json(root / "t2.json", {"temperature": 2.0})
@@ -193,18 +192,15 @@ def test_fidelity_of_ssot_has_sampled_metrics_and_says_why_exact_ones_are_missin
 
 
 @pytest.mark.slow
-def test_smollm2_scores_a_prompt_through_the_temperature_wrapper(repo_root, tmp_path_factory, tmp_path):
-    from cft.models import encode_prompt, format_prompt, load_tokenizer, resolve_model_dir
+def test_smollm2_scores_a_prompt_through_the_temperature_wrapper(smollm2_dir, tmp_path):
+    from cft.models import encode_prompt, format_prompt, load_tokenizer
 
-    cached = repo_root / "resources" / "models"
-    cache = cached if (cached / "smollm2-135m-instruct").is_dir() else tmp_path_factory.getbasetemp() / "models"
-    model_dir = resolve_model_dir("packaged:smollm2-135m-instruct", cache)
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer = load_tokenizer(smollm2_dir)
     ids = encode_prompt(tokenizer, format_prompt(tokenizer, PROMPTS[0].prompt))
     digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(5)]
     write_json(tmp_path / "t.json", {"temperature": 1.7})
-    base = load_model(model_dir, "float32", "cpu")
-    scaled = load_variant({"path": str(model_dir), "dtype": "float32"}, None, "cpu",
+    base = load_model(smollm2_dir, "float32", "cpu")
+    scaled = load_variant({"path": str(smollm2_dir), "dtype": "float32"}, None, "cpu",
                           files={"temperature": tmp_path / "t.json"})
     prefixes, tokens = [(), (digits[2],)], [digits, [tokenizer.eos_token_id]]
     via_wrapper = PromptScorer(scaled, ids).log_probs(prefixes, tokens)

@@ -50,6 +50,17 @@ def save_tiny_checkpoint(path: Path) -> Path:
     return path
 
 
+def save_tiny_record(root: Path) -> Path:
+    """`save_tiny_checkpoint` under root/tiny and the model record the workflow's jobs read,
+    root/model.json; returns the record's path."""
+    from cft.io import write_json
+
+    model_dir = save_tiny_checkpoint(root / "tiny")
+    record = root / "model.json"
+    write_json(record, {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
+    return record
+
+
 def eval_loss(trainer, batch) -> float:
     """The trainer's loss on a fixed batch, without dropout and without touching its gradients."""
     trainer.model.eval()

@@ -43,10 +43,10 @@ from transformers import get_cosine_schedule_with_warmup
 from cft.datasets import read_specs
 from cft.io import atomic_path, environment_record, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt
-from cft.targets import output_space_for, sample_index
+from cft.targets import sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
-from cft.trie import TokenTrie
+from cft.trie import TokenTrie, TrieTargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def instruction_data(source: str) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ATSSettings:
+class ATSSettings(TrieTargetSettings):
     """The `baselines.ats` config section (plus the soft-target settings the `kl` loss uses)."""
 
     head_size: int = 256
@@ -142,10 +142,6 @@ class ATSSettings:
     instruction_data: str = PACKAGED_INSTRUCTIONS
     max_response_tokens: int = 128
     seed: int = 11
-    decimals: int = 5
-    max_bins: int = 1001
-    quantile_low: float = 0.001
-    quantile_high: float = 0.999
 
 
 class BatchSource:
@@ -182,10 +178,7 @@ class BatchSource:
 
     def soft_example(self, prompt_index: int, seed: int) -> Example:
         if prompt_index not in self.tries:
-            s = self.settings
-            space = output_space_for(self.prompts[prompt_index], decimals=s.decimals, max_bins=s.max_bins,
-                                     quantile_low=s.quantile_low, quantile_high=s.quantile_high)
-            self.tries[prompt_index] = TokenTrie.from_output_space(space, self.tokenizer, eos_id=self.eos_id)
+            self.tries[prompt_index] = self.settings.trie(self.prompts[prompt_index], self.tokenizer, self.eos_id)
         trie = self.tries[prompt_index]
         atom = sample_index(trie.probs, seed)
         return Example(self.prompt_ids[prompt_index], trie.sequence(atom), trie.path_targets(atom))

@@ -26,15 +26,14 @@ from cft.datasets import read_specs
 from cft.evaluation.exact import NextTokenScorer, PromptScorer, exact_trie_kl, score_trie
 from cft.io import environment_record, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt
-from cft.targets import output_space_for
 from cft.training.data import balanced_order
-from cft.trie import TokenTrie
+from cft.trie import TokenTrie, TrieTargetSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class TemperatureSettings:
+class TemperatureSettings(TrieTargetSettings):
     """The `baselines.temperature` config section plus the soft-target settings of the tries."""
 
     num_train_prompts: int = 8
@@ -42,10 +41,6 @@ class TemperatureSettings:
     max_temperature: float = 20.0
     xatol: float = 0.01
     seed: int = 11
-    decimals: int = 5
-    max_bins: int = 1001
-    quantile_low: float = 0.001
-    quantile_high: float = 0.999
 
 
 def mean_trie_kl(cases: Sequence[tuple[NextTokenScorer, TokenTrie]]) -> Callable[[float], float]:
@@ -110,11 +105,8 @@ def fit_global_temperature(*, model_record_path: str | Path, prompts_path: str |
     cases = []
     for index in chosen:
         spec = specs[index]
-        space = output_space_for(spec, decimals=settings.decimals, max_bins=settings.max_bins,
-                                 quantile_low=settings.quantile_low, quantile_high=settings.quantile_high)
-        trie = TokenTrie.from_output_space(space, tokenizer)
         cases.append((PromptScorer(model, encode_prompt(tokenizer, format_prompt(tokenizer, spec.prompt, chat))),
-                      trie))
+                      settings.trie(spec, tokenizer)))
     fit = fit_temperature(mean_trie_kl(cases), bounds=(settings.min_temperature, settings.max_temperature),
                           xatol=settings.xatol)
     log.info("temperature %.4f: mean trie KL %.4f (T=1: %.4f), %d evaluations, %.0fs", fit.temperature,
