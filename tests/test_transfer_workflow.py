@@ -16,8 +16,9 @@ def transfer_jobs(repo_root, *configfiles, ssot: bool = False) -> int:
     variants = [v for v in config["evaluate"]["variants"] if v in kinds or v in config["train"]["methods"]]
     return len(config["models"]) * len(variants)
 
-TRANSFER_RULES = ("evaluate_openended", "evaluate_mcq", "tab_openended", "tab_mcq", "fig_openended_support",
-                  "fig_openended_case_studies", "fig_mcq_positions")
+TRANSFER_RULES = ("evaluate_openended", "evaluate_mcq", "evaluate_choices", "tab_openended", "tab_mcq",
+                  "tab_choices", "fig_openended_support", "fig_openended_case_studies", "fig_openended_choices",
+                  "fig_mcq_positions")
 
 
 def test_default_dry_run_lists_the_transfer_rules(repo_root):
@@ -28,8 +29,10 @@ def test_default_dry_run_lists_the_transfer_rules(repo_root):
     pairs = transfer_jobs(repo_root, "config.yaml")
     assert pairs >= 3
     assert {rule: counts.get(rule) for rule in TRANSFER_RULES} == {
-        "evaluate_openended": pairs, "evaluate_mcq": pairs, "tab_openended": 1, "tab_mcq": 1,
-        "fig_openended_support": 1, "fig_openended_case_studies": 1, "fig_mcq_positions": 1}
+        "evaluate_openended": transfer_jobs(repo_root, "config.yaml", ssot=True), "evaluate_mcq": pairs,
+        "evaluate_choices": pairs, "tab_openended": 1, "tab_mcq": 1, "tab_choices": 1,
+        "fig_openended_support": 1, "fig_openended_case_studies": 1, "fig_openended_choices": 1,
+        "fig_mcq_positions": 1}
     for path in ("results/openended/smollm2_135m/soft/prompts.csv", "results/mcq/smollm2_135m/hard/summary.json",
                  "results/tables/openended_summary.csv", "results/tables/mcq_summary.csv",
                  "results/figures/openended_case_studies.png", "results/figures/mcq_positions.pdf"):
@@ -51,3 +54,11 @@ def test_unknown_case_study_fails_before_any_job(repo_root, tmp_path):
     result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
     assert result.returncode != 0
     assert "evaluate.openended.case_studies[1]" in result.stdout + result.stderr
+
+
+def test_unknown_choice_category_fails_before_any_job(repo_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("evaluate: {exact_choices: {categories: [weekday, city]}}\n")
+    result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "evaluate.exact_choices.categories[1]" in result.stdout + result.stderr

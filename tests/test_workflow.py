@@ -31,23 +31,27 @@ def job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-def test_default_dry_run(repo_root):
+def test_default_dry_run_runs_every_variant(repo_root):
     result = snakemake(repo_root, "-n", "--forceall", "all")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["make_split"] == 3
-    assert counts["train_adapter"] == 2  # soft, hard
-    assert "fit_temperature" not in counts and "train_ats" not in counts
-
-
-def test_baselines_dry_run_adds_every_variant(repo_root):
-    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile=config/baselines.yaml")
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = job_counts(result.stdout)
     assert counts["train_adapter"] == 4  # soft, hard, fullsupport, exactdigit
     assert counts["fit_temperature"] == 1
     assert counts["train_ats"] == 2  # ats_smooth, ats_kl
     assert counts["evaluate_fidelity"] == 9  # base, 4 adapters, 4 baselines
+    assert counts["evaluate_openended"] == 9  # SSoT included
+    assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
+    assert counts["tab_choices"] == counts["fig_openended_choices"] == 1
+
+
+def test_core_dry_run_is_the_paper_matrix(repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile=config/core.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train_adapter"] == 2  # soft, hard
+    assert counts["evaluate_fidelity"] == 3
+    assert "fit_temperature" not in counts and "train_ats" not in counts
 
 
 def test_paper_dry_run_lists_the_matrix(repo_root):

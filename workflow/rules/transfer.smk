@@ -1,20 +1,26 @@
 # Transfer beyond the trained task: open-ended random generation (the paper's 102 prompts) and the
 # answer-position balance of generated MCQs, for every (model, variant), then their tables and figures.
 
+from cft.transfer.choices import check_choice_categories
 from cft.transfer.openended import check_case_studies
 
 check_case_studies(config["evaluate"]["openended"]["case_studies"])
+check_choice_categories(config["evaluate"]["exact_choices"]["categories"])
 
 # SSoT, a prompting protocol that answers after a generated seed string and reasoning, runs the
 # open-ended prompts (its answers read out of their tag, without a support size); the MCQ evaluation
 # reads a bare generated question, so it has no SSoT row.
 OPENENDED_VARIANTS = VARIANTS
 MCQ_VARIANTS = [v for v in VARIANTS if v != "ssot"]
+# Exact answer probabilities are read teacher-forced right after the prompt, which SSoT answers after
+# its seed string and reasoning.
+CHOICE_VARIANTS = [v for v in VARIANTS if v != "ssot"]
 
 
 def transfer_settings(section):
     """The `evaluate.<section>` settings plus the master seed that the sample seeds derive from; SSoT
-    samples with its own count and token budget (`baselines.ssot`), as in the fidelity evaluation."""
+    samples with its own count and token budget (`baselines.ssot`), as in the fidelity evaluation, and
+    on at most its own number of open-ended prompts."""
 
     def settings(wildcards):
         settings = {**config["evaluate"][section], "seed": config["seed"]}
@@ -22,6 +28,8 @@ def transfer_settings(section):
             ssot = config["baselines"]["ssot"]
             settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],
                             ssot_system_prompt=ssot["system_prompt"])
+            if ssot.get("openended_max_prompts") and "max_prompts" in settings:
+                settings["max_prompts"] = min(settings["max_prompts"] or 102, ssot["openended_max_prompts"])
         return settings
 
     return settings
@@ -74,6 +82,27 @@ rule evaluate_mcq:
         device=torch_device(),
     script:
         "../scripts/evaluate_mcq.py"
+
+
+rule evaluate_choices:
+    input:
+        unpack(variant_inputs),
+    output:
+        "results/openended/{model}/{variant}/choices.csv",
+    log:
+        "logs/evaluate_choices/{model}_{variant}.log",
+    benchmark:
+        "benchmarks/evaluate_choices/{model}_{variant}.tsv"
+    threads: max(workflow.cores, 1)
+    resources:
+        mem_mb=lambda wc: model_memory_mb(wc.model),
+        runtime=30,
+        gpu=lambda wc: 1 if on_gpu() else 0,
+    params:
+        categories=config["evaluate"]["exact_choices"]["categories"],
+        device=torch_device(),
+    script:
+        "../scripts/evaluate_choices.py"
 
 
 rule tab_openended:
@@ -175,6 +204,53 @@ rule fig_openended_case_studies:
         categories=config["evaluate"]["openended"]["case_studies"],
     script:
         "../scripts/fig_openended_case_studies.py"
+
+
+rule tab_choices:
+    input:
+        every_variant("results/openended/{model}/{variant}/choices.csv", CHOICE_VARIANTS),
+    output:
+        report(
+            "results/tables/openended_choices.csv",
+            caption="../report/tab_choices.rst",
+            category="Transfer",
+        ),
+    log:
+        "logs/tab_choices/tab_choices.log",
+    benchmark:
+        "benchmarks/tab_choices/tab_choices.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/tab_choices.py"
+
+
+rule fig_openended_choices:
+    input:
+        "results/tables/openended_choices.csv",
+    output:
+        pdf="results/figures/openended_choices.pdf",
+        png=report(
+            "results/figures/openended_choices.png",
+            caption="../report/fig_openended_choices.rst",
+            category="Transfer",
+        ),
+    log:
+        "logs/fig_openended_choices/fig_openended_choices.log",
+    benchmark:
+        "benchmarks/fig_openended_choices/fig_openended_choices.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_openended_choices.py"
 
 
 rule fig_mcq_positions:
