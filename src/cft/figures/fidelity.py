@@ -64,7 +64,8 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
             if row == 0:
                 ax.set_title(SPLIT_TITLES[split])
             if row == 0 and col == len(splits) - 1:
-                ax.legend(fontsize=7, title="variant", title_fontsize=7)
+                # Outside the axes: with nine variants a legend inside covers bars.
+                ax.legend(fontsize=7, title="variant", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Structured-sampling fidelity (lower is better; bars: median over families, "
                  f"whiskers: 95% bootstrap CI; n/a: no family with 10 valid answers){note}", fontsize=9)
     fig.tight_layout()

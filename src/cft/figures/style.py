@@ -11,7 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from cft.io import atomic_path  # noqa: E402
 
-METHOD_COLORS = {"base": "#7f7f7f", "soft": "#1f77b4", "hard": "#d62728"}
+# One fixed color per variant, in the order figures list them: the base model, the paper's methods, the
+# new objectives, the baselines. (Left to matplotlib's cycle, the fourth variant would take hard's red.)
+METHOD_COLORS = {"base": "#7f7f7f", "soft": "#1f77b4", "hard": "#d62728", "fullsupport": "#9467bd",
+                 "exactdigit": "#17becf", "temperature": "#8c564b", "ats_smooth": "#ff7f0e", "ats_kl": "#bcbd22",
+                 "ssot": "#2ca02c"}
 
 plt.rcParams.update({
     "figure.dpi": 100,

@@ -139,35 +139,34 @@ def plot_openended_case_studies(samples_jsonls: Sequence[str | Path], categories
 
 def plot_openended_choices(choices_csv: str | Path, pdf_path: str | Path, png_path: str | Path, *,
                            note: str = "") -> None:
-    """For each model (rows) and closed answer set (columns), each variant's exact share of every
-    answer (its probability over the set's mass); the legend gives the set's mass and the normalized
-    entropy of the shares. A rank-preserving variant keeps base's order of the bars."""
+    """One panel per model and closed answer set: each variant's exact share of every answer (its
+    probability over the set's mass); the legend gives the set's mass and the normalized entropy of
+    the shares. A rank-preserving variant keeps base's order of the answers' first tokens."""
     table = pd.read_csv(choices_csv)
-    models = list(dict.fromkeys(table["model"]))
-    categories = list(dict.fromkeys(table["category"]))
-    fig, axes = plt.subplots(len(models), len(categories), squeeze=False,
-                             figsize=(max(5.0, 0.9 * table.groupby("category")["answer"].nunique().max())
-                                      * len(categories), 3.6 * len(models)))
-    for row, model in enumerate(models):
-        for col, category in enumerate(categories):
-            ax = axes[row][col]
-            part = table[(table["model"] == model) & (table["category"] == category)]
-            answers = list(dict.fromkeys(part["answer"]))
-            variants = _variant_order(part["variant"].unique())
-            width = 0.8 / len(variants)
-            x = np.arange(len(answers))
-            for k, variant in enumerate(variants):
-                rows = part[part["variant"] == variant].set_index("answer").reindex(answers)
-                ax.bar(x + (k - (len(variants) - 1) / 2) * width, rows["share"].to_numpy(dtype=float), width,
-                       color=_color(variant),
-                       label=f"{variant} (mass {rows['set_mass'].iloc[0]:.3f}, H {rows['normalized_entropy'].iloc[0]:.2f})")
-            ax.axhline(1 / len(answers), color="black", linewidth=0.8, linestyle="--")
-            ax.set_xticks(x, answers, fontsize=7, rotation=30, ha="right")
-            ax.set_ylabel("share of the answer set's probability")
-            ax.set_title(f"{model}: {part['prompt'].iloc[0]}", fontsize=8)
-            ax.legend(fontsize=6, title="variant (mass on the set, normalized entropy)", title_fontsize=6)
-    fig.suptitle("Exact answer probabilities on closed answer sets (dashed: uniform; answer then end of line, "
-                 f"teacher-forced){note}", fontsize=9)
+    panels = list(dict.fromkeys(zip(table["model"], table["category"])))
+    most_answers = int(table.groupby(["model", "category"])["answer"].nunique().max())
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(max(8.0, 1.0 * most_answers) + 3.2,
+                                                                      3.4 * len(panels)))
+    for ax, (model, category) in zip(axes[:, 0], panels):
+        part = table[(table["model"] == model) & (table["category"] == category)]
+        answers = list(dict.fromkeys(part["answer"]))
+        variants = _variant_order(part["variant"].unique())
+        width = 0.8 / len(variants)
+        x = np.arange(len(answers))
+        for k, variant in enumerate(variants):
+            rows = part[part["variant"] == variant].set_index("answer").reindex(answers)
+            ax.bar(x + (k - (len(variants) - 1) / 2) * width, rows["share"].to_numpy(dtype=float), width,
+                   color=_color(variant),
+                   label=f"{variant} ({rows['set_mass'].iloc[0]:.3f}, {rows['normalized_entropy'].iloc[0]:.2f})")
+        ax.axhline(1 / len(answers), color="black", linewidth=0.8, linestyle="--")
+        ax.set_xticks(x, answers, fontsize=8)
+        ax.set_xlim(-0.5, len(answers) - 0.5)
+        ax.set_ylabel("share of the set's probability", fontsize=8)
+        ax.set_title(f"{model}: {part['prompt'].iloc[0]}", fontsize=9)
+        ax.legend(fontsize=7, title="variant (mass on the set,\nnormalized entropy)", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("Exact answer probabilities on closed answer sets: the answer, then the end of the line, "
+                 f"teacher-forced (dashed: uniform){note}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
 
