@@ -1,5 +1,5 @@
-"""The transfer rules (open-ended generation, MCQ balance) are in the DAG of both configs, and a
-case-study category that is not a prompt category stops the workflow before any job runs."""
+"""The transfer rules (open-ended generation, MCQ balance, closed answer sets) are in the DAG of both
+configs; `test_workflow` checks that a bad case-study or answer-set category stops it before any job."""
 
 from __future__ import annotations
 
@@ -47,18 +47,3 @@ def test_paper_dry_run_evaluates_every_model_and_variant(repo_root):
     assert counts["evaluate_openended"] == transfer_jobs(repo_root, "config.yaml", "paper.yaml", ssot=True)
     assert counts["evaluate_openended"] > counts["evaluate_mcq"] >= 12 * 3
 
-
-def test_unknown_case_study_fails_before_any_job(repo_root, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("evaluate: {openended: {case_studies: [weekday, town]}}\n")
-    result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
-    assert result.returncode != 0
-    assert "evaluate.openended.case_studies[1]" in result.stdout + result.stderr
-
-
-def test_unknown_choice_category_fails_before_any_job(repo_root, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("evaluate: {exact_choices: {categories: [weekday, city]}}\n")
-    result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
-    assert result.returncode != 0
-    assert "evaluate.exact_choices.categories[1]" in result.stdout + result.stderr

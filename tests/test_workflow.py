@@ -64,9 +64,14 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     assert counts["prepare_model"] == 12
 
 
-def test_bad_config_fails_before_any_job(repo_root, tmp_path):
+@pytest.mark.parametrize("yaml, key", [
+    ("data: {train_families: [gaussian, gausian]}", "data.train_families[1]"),
+    ("evaluate: {openended: {case_studies: [weekday, town]}}", "evaluate.openended.case_studies[1]"),
+    ("evaluate: {exact_choices: {categories: [weekday, city]}}", "evaluate.exact_choices.categories[1]"),
+])
+def test_bad_config_fails_before_any_job(yaml, key, repo_root, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("data: {train_families: [gaussian, gausian]}\n")
+    bad.write_text(yaml + "\n")
     result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "data.train_families[1]" in result.stdout + result.stderr
+    assert key in result.stdout + result.stderr
