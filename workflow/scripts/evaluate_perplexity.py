@@ -1,19 +1,12 @@
-import logging
-import sys
-
+from cft.jobs import log_to, variant_job
 from cft.retention.evaluate import evaluate_perplexity
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    log_to(snakemake.log[0])
     evaluate_perplexity(
-        model_record_path=snakemake.input.model,
-        variant_files=dict(snakemake.input),
-        variant=snakemake.wildcards.variant,
+        **variant_job(snakemake),
         root=snakemake.params.root,
         settings=snakemake.params.settings,
         stand_in=snakemake.params.stand_in,
         slices_csv=snakemake.output[0],
-        device=snakemake.params.device,
-        threads=snakemake.threads,
     )

@@ -1,11 +1,8 @@
-import logging
-import sys
-
+from cft.jobs import log_to
 from cft.transfer.noveltybench import evaluate_noveltybench
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    log_to(snakemake.log[0])
     evaluate_noveltybench(
         generations_path=snakemake.input.generations,
         model_record_path=snakemake.input.model,

@@ -1,9 +1,6 @@
-import logging
-import sys
-
+from cft.jobs import log_to
 from cft.retention.perplexity import write_standin_corpus
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    log_to(snakemake.log[0])
     write_standin_corpus(snakemake.output[0], snakemake.params.split)

@@ -1,11 +1,8 @@
-import logging
-import sys
-
 from cft.baselines.ats import train_ats
+from cft.jobs import log_to
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    log_to(snakemake.log[0])
     train_ats(
         model_record_path=snakemake.input.model,
         loss=snakemake.params.loss,

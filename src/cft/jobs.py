@@ -1,0 +1,30 @@
+"""What every workflow script shares: the job's log, and which model variant a job evaluates where.
+
+The scripts under `workflow/scripts/` receive Snakemake's `snakemake` object; these helpers read the
+parts that the rules declare the same way for every evaluation (`variant_inputs` in
+`workflow/rules/common.smk`, `params.device`, `threads`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+
+def log_to(path: str) -> None:
+    """Send the job's stderr and INFO-level logging, timestamped, to its log file."""
+    sys.stderr = open(path, "w")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+
+def variant_job(snakemake: Any) -> dict[str, Any]:
+    """The keyword arguments naming the evaluated (model, variant) and where it runs: the model record,
+    the variant's name and input files (an adapter, a fitted temperature, an ATS head), the device and
+    the thread count."""
+    return {
+        "model_record_path": snakemake.input.model,
+        "variant": snakemake.wildcards.variant,
+        "variant_files": dict(snakemake.input),
+        "device": snakemake.params.device,
+        "threads": snakemake.threads,
+    }

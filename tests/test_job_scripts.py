@@ -1,0 +1,61 @@
+"""Every per-variant evaluation script of `workflow/scripts/` runs through Snakemake on a tiny random
+Llama, for a plain variant (base), a logit transform whose file reaches the script through
+`cft.jobs.variant_job` (a fitted global temperature) and a prompting protocol (SSoT, where it
+applies). The tiny report run in `test_report` covers training and the fidelity script with an
+adapter."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from test_report import smk
+from test_workflow import job_counts
+from tiny_models import save_tiny_checkpoint
+
+TINY_VARIANTS = """
+models:
+  - {name: tiny, source: tiny_model, dtype: float32, params_b: 0.0001}
+data: {train_prompts: 4}
+train: {methods: [soft], ablations: []}
+baselines:
+  temperature: {num_train_prompts: 2}
+  ssot: {num_samples: 2, max_new_tokens: 16, openended_max_prompts: 2}
+evaluate:
+  variants: [base, temperature, ssot]
+  splits: [heldout]
+  fidelity: {num_samples: 2, max_new_tokens: 8, batch_size: 4, exact: false}
+  openended: {num_samples: 2, max_new_tokens: 4, max_prompts: 3}
+  mcq: {num_samples: 2, max_new_tokens: 16}
+  noveltybench: {num_prompts: 2, k: 2, max_new_tokens: 8}
+"""
+PER_VARIANT = {
+    "evaluate_fidelity": "results/fidelity/tiny/{v}/prompts.csv",
+    "evaluate_openended": "results/openended/tiny/{v}/prompts.csv",
+    "evaluate_choices": "results/openended/tiny/{v}/choices.csv",
+    "evaluate_mcq": "results/mcq/tiny/{v}/summary.json",
+    "evaluate_tinybench": "results/retention/tiny/{v}/tinybench_tasks.csv",
+    "evaluate_perplexity": "results/retention/tiny/{v}/perplexity_slices.csv",
+    "noveltybench_generate": "results/noveltybench/tiny/{v}/nb-curated/generations.jsonl",
+}
+# SSoT answers after generated text: only the fidelity and open-ended evaluations read it.
+SSOT_RULES = ("evaluate_fidelity", "evaluate_openended")
+
+
+@pytest.mark.slow
+def test_every_evaluation_script_runs_each_variant_kind(repo_root, tmp_path):
+    workdir = tmp_path / "work"
+    shutil.copytree(repo_root / "config", workdir / "config")
+    (workdir / "data").symlink_to(repo_root / "data")
+    save_tiny_checkpoint(workdir / "tiny_model")
+    (workdir / "tiny.yaml").write_text(TINY_VARIANTS)
+    targets = [pattern.format(v=variant) for rule, pattern in PER_VARIANT.items()
+               for variant in ("base", "temperature", *(["ssot"] if rule in SSOT_RULES else []))]
+    run = smk(repo_root, workdir, "--cores", "2", "--configfile", "config/config.yaml", "tiny.yaml", "--", *targets)
+    assert run.returncode == 0, run.stderr[-4000:]
+    counts = job_counts(run.stderr)  # a real run logs its job table to stderr
+    assert {rule: counts.get(rule) for rule in PER_VARIANT} == {
+        rule: 3 if rule in SSOT_RULES else 2 for rule in PER_VARIANT}
+    assert counts["fit_temperature"] == 1
+    for target in targets:
+        assert (workdir / target).stat().st_size > 0, target
