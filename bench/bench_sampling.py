@@ -7,7 +7,9 @@ on this kind of machine.
 
 The script also checks on the real model that both batch sizes give the same texts for the same
 seeds (up to float near-ties: kernels of different batch shapes round differently) and reports the
-valid rate of the answers. Times are medians over repeats; the machine is shared, so the load
+valid rate of the answers. It then times batch 16 again with rows stopped once they can no longer
+parse as a number (`cannot_become_number`, the fidelity default since issue #17), prints the ratio
+to full-length generation of the same run, and checks that every verdict is the same. Times are medians over repeats; the machine is shared, so the load
 average is recorded too. The model is de-quantized once into resources/models/ (about 30 s).
 
     .venv/bin/python bench/bench_sampling.py [--repeats 3] [--samples 100] [--threads 2]
@@ -23,7 +25,7 @@ import time
 
 import torch
 
-from cft.evaluation.parsing import parse_sample
+from cft.evaluation.parsing import cannot_become_number, parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingParams
 from cft.models import format_prompt, load_model, load_tokenizer, resolve_model_dir
 from cft.prompts import PromptSpec
@@ -66,9 +68,24 @@ def main() -> None:
         results[f"batch_{batch_size}_seconds_median"] = round(statistics.median(seconds), 2)
         results[f"batch_{batch_size}_seconds_all"] = [round(s, 2) for s in seconds]
 
+    stopping = HFSampler(model, tokenizer, batch_size=16, stop_when=cannot_become_number)
+    seconds = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        stopped_texts = stopping.sample(prompt, params, prompt_index=0)
+        seconds.append(time.perf_counter() - start)
+    results["batch_16_stop_at_malformed_seconds_median"] = round(statistics.median(seconds), 2)
+    results["stop_at_malformed_speedup"] = round(
+        results["batch_16_seconds_median"] / results["batch_16_stop_at_malformed_seconds_median"], 2)
+
     family = spec.family
-    parsed = [parse_sample(text, family.support(spec.param_dict), family.integer_only)
-              for text in texts_by_batch[BATCH_SIZES[0]]]
+
+    def verdicts(texts):
+        return [parse_sample(text, family.support(spec.param_dict), family.integer_only) for text in texts]
+
+    parsed = verdicts(texts_by_batch[BATCH_SIZES[0]])
+    results["stop_at_malformed_same_verdicts"] = sum(
+        (a.error, a.value) == (b.error, b.value) for a, b in zip(parsed, verdicts(stopped_texts)))
     results["same_texts_at_both_batch_sizes"] = sum(
         a == b for a, b in zip(texts_by_batch[16], texts_by_batch[64])
     )

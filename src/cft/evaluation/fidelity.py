@@ -40,7 +40,7 @@ from cft.evaluation.exact import (
     score_trie,
 )
 from cft.evaluation.metrics import MIN_VALID, bootstrap_w1, sample_metrics, target_summary
-from cft.evaluation.parsing import parse_sample
+from cft.evaluation.parsing import cannot_become_number, parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingSection, VLLMSampler, sample_seeds
 from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
@@ -66,6 +66,8 @@ class FidelitySettings(SamplingSection):
     mc_seeds: tuple[int, ...] = PAPER_MC_SEEDS
     quantile_low: float = 0.001
     quantile_high: float = 0.999
+    # Stop a sampled answer once it can no longer parse as a number (`make_sampler`).
+    stop_at_malformed: bool = True
     # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
     ssot_system_prompt: str | None = None
 
@@ -77,13 +79,19 @@ def prompt_key(split: str, distribution_id: str) -> int:
 
 
 def make_sampler(settings: FidelitySettings, model, tokenizer, model_record: Mapping[str, Any],
-                 adapter_dir: str | Path | None) -> HFSampler | VLLMSampler | None:
-    """The sampling backend: transformers (CPU/GPU) or vLLM (GPU, LoRA applied per request)."""
+                 adapter_dir: str | Path | None, *, ssot: bool = False) -> HFSampler | VLLMSampler | None:
+    """The sampling backend: transformers (CPU/GPU) or vLLM (GPU, LoRA applied per request).
+
+    With ``settings.stop_at_malformed`` the transformers backend stops a row as soon as its text can
+    no longer parse as a number: the rest of it cannot change its MALFORMED verdict. SSoT answers
+    sit inside tags after free text, so they always run to eos or the token limit.
+    """
     if settings.num_samples == 0:
         return None
     if settings.backend == "vllm":
         return VLLMSampler(model_record["path"], tokenizer, adapter_dir=adapter_dir)
-    return HFSampler(model, tokenizer, batch_size=settings.batch_size)
+    stop_when = cannot_become_number if settings.stop_at_malformed and not ssot else None
+    return HFSampler(model, tokenizer, batch_size=settings.batch_size, stop_when=stop_when)
 
 
 NUMERIC_START = [*"0123456789", "-"]
@@ -227,8 +235,8 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
         settings = replace(settings, backend="hf")
     model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
     chat = ChatOptions(**model_record.get("chat", {}))
-    sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir)
     ssot = kind.prompting == "ssot"
+    sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir, ssot=ssot)
 
     rows, raw_answers, distributions = [], [], {}
     for split, path in test_sets.items():

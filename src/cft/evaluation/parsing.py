@@ -32,6 +32,15 @@ SUPPORT_ERRORS = frozenset({BELOW_SUPPORT, ABOVE_SUPPORT, NON_INTEGER})
 # re.ASCII makes \d mean [0-9]; fullmatch (not ^...$) so that a trailing "\n" cannot slip past "$".
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
+# The strings that some continuation can still turn into one number: _NUMBER's prefixes, and a
+# whole number followed by whitespace, which parse_sample strips. Written with [0-9] rather than
+# re.ASCII so that \s stays Unicode whitespace, exactly what str.strip removes.
+_NUMBER_PREFIX = re.compile(
+    r"[+-]?\.?"
+    r"|[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][+-]?"
+    r"|[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
+)
+
 # |x - round(x)| at or below this counts as an integer, so "3.0" is a valid Poisson answer.
 INTEGER_TOLERANCE = 1e-9
 
@@ -66,6 +75,20 @@ def parse_number(text: str) -> tuple[float | None, str | None]:
     if not math.isfinite(value):
         return None, NON_FINITE
     return value, None
+
+
+def cannot_become_number(text: str) -> bool:
+    """True when no continuation of the decoded text ``text`` can parse as a number.
+
+    Every thinking-trace removal of `strip_thinking` starts at a '<', so the text before the first
+    '<' survives into the parsed answer, as its beginning once leading whitespace is stripped. When
+    that beginning is neither a prefix of a number nor a number followed by whitespace, every
+    continuation is MALFORMED: a sampler may stop the row there without changing any verdict. A
+    trailing U+FFFD is a multi-byte character still being decoded (it may become whitespace), so it
+    does not count yet.
+    """
+    committed = text.split("<", 1)[0].lstrip().rstrip("\ufffd")
+    return _NUMBER_PREFIX.fullmatch(committed) is None
 
 
 def support_error(

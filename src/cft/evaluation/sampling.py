@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,12 @@ class HFSampler:
     the rounding of kernels of different batch shapes: on SmolLM2-135M in fp32 on CPU, 100 of 100
     texts were identical at batch sizes 16 and 64 with one thread and 99 of 100 with two, the
     exception a uniform draw 4e-8 from a token boundary. The tiny test model agrees exactly.
+
+    ``stop_when`` (for example `cft.evaluation.parsing.cannot_become_number`) is asked after every
+    token whether a row's text so far can still matter; a row it rejects stops there, as if it had
+    drawn eos, and a batch stops once all its rows have. The predicate must only reject texts whose
+    every continuation gets the same verdict, so that stopping changes no metric. Texts are decoded
+    without tokenization clean-up, so that a prefix's text is a prefix of the whole text.
     """
 
     def __init__(
@@ -164,12 +170,14 @@ class HFSampler:
         *,
         batch_size: int = 16,
         eos_token_ids: Sequence[int] | None = None,
+        stop_when: Callable[[str], bool] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.stop_when = stop_when
         self.eos_token_ids = (
             sorted(set(eos_token_ids)) if eos_token_ids is not None else default_eos_ids(model, tokenizer)
         )
@@ -195,8 +203,11 @@ class HFSampler:
         for start in range(0, len(seeds), self.batch_size):
             batch_seeds = seeds[start : start + self.batch_size]
             token_rows = self._decode_batch(prompt_out.past_key_values, first_logits, batch_seeds, params)
-            texts.extend(self.tokenizer.decode(row, skip_special_tokens=True) for row in token_rows)
+            texts.extend(self._text(row) for row in token_rows)
         return texts
+
+    def _text(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def _decode_batch(
         self,
@@ -205,7 +216,8 @@ class HFSampler:
         seeds: Sequence[int],
         params: SamplingParams,
     ) -> list[list[int]]:
-        """The generated token ids of one batch, each row cut before its first eos."""
+        """The generated token ids of one batch, each row cut before its first eos or where
+        ``stop_when`` rejected its text."""
         batch = len(seeds)
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         cache = copy.deepcopy(prompt_cache)
@@ -223,6 +235,7 @@ class HFSampler:
                     finished[r] = True
                 else:
                     rows[r].append(token)
+                    finished[r] = self.stop_when is not None and self.stop_when(self._text(rows[r]))
             if all(finished) or step + 1 == params.max_new_tokens:
                 break
             # Finished rows keep decoding whatever they drew; without padding or cross-row attention
