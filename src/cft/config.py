@@ -177,13 +177,18 @@ def _check_train_prompts(data: Mapping[str, Any]) -> None:
     if size is None:
         return
     available = len(build_splits(data["train_families"], data["heldout_families"], data["selection"])["train"])
+    families = len(data["train_families"])
     if size > available:
         raise ConfigError(f"config key 'data.train_prompts': {size} is more than the {available} prompts of the "
-                          f"train split of data.train_families ({len(data['train_families'])} families)")
+                          f"train split of data.train_families ({families} famil{'y' if families == 1 else 'ies'})")
 
 
 def _check_evaluated_variants(config: Mapping[str, Any]) -> None:
-    """Every method listed for evaluation must be trained."""
+    """Every method listed for evaluation must be trained, and every evaluated split must have prompts."""
+    splits = config["evaluate"]["splits"]
+    if "heldout" in splits and not config["data"]["heldout_families"]:
+        raise ConfigError(f"config key 'evaluate.splits[{splits.index('heldout')}]': 'heldout' has no prompts "
+                          "(data.heldout_families is empty)")
     methods = config["train"]["methods"]
     for index, variant in enumerate(config["evaluate"]["variants"]):
         if variant in method_names() and variant not in methods:
