@@ -163,6 +163,10 @@ BAD_OVERLAYS = {
         {"evaluate": {"variants": ["base", "ssot"], "noveltybench": {"variants": ["base", "ssot"]}}},
         "config key 'evaluate.noveltybench.variants[1]': 'ssot' changes the prompt, which NoveltyBench asks as it "
         "is; allowed: the variants of evaluate.variants [base]"),
+    "only-prompting-variants": ({"evaluate": {"variants": ["ssot"]}},
+                                "config key 'evaluate.variants': [ssot] are all prompting protocols; NoveltyBench "
+                                "(evaluate.noveltybench), MCQ and retention ask the plain prompt and would have no "
+                                "variant (add base)"),
     "ablation-of-launcher": ({"train": {"ablations": [{"method": "launcher", "name": "l{kind}", "grid": {"kind": ["none"]}}]}},
                              "config key 'train.ablations[0].method': unknown method 'launcher'; "
                              "allowed: soft, hard, fullsupport, exactdigit"),

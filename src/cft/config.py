@@ -219,6 +219,10 @@ def _check_noveltybench(evaluate: Mapping[str, Any]) -> None:
     novelty = evaluate["noveltybench"]
     evaluated = evaluate["variants"]
     plain = [v for v in evaluated if variant_kind(v, method_names()).prompting is None]
+    if not plain:
+        raise ConfigError(f"config key 'evaluate.variants': {_listing(evaluated)} are all prompting protocols; "
+                          "NoveltyBench (evaluate.noveltybench), MCQ and retention ask the plain prompt and "
+                          "would have no variant (add base)")
     for index, variant in enumerate(novelty["variants"] or []):
         key = f"evaluate.noveltybench.variants[{index}]"
         if variant not in evaluated:
