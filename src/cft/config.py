@@ -139,10 +139,10 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_
     _check_train_prompts(config["data"])
     _check_models(config["models"])
     _check_ablations(config, schema)
-    _check_evaluated_variants(config)
+    _check_evaluated_variants(config, method_names(schema))
     _check_baselines(config["baselines"])
     _check_transfer(config["evaluate"])
-    _check_noveltybench(config["evaluate"])
+    _check_noveltybench(config["evaluate"], method_names(schema))
     _check_retention(config["evaluate"]["retention"])
     return config
 
@@ -159,9 +159,8 @@ def _check_finite(value: Any, path: list[Any]) -> None:
             _check_finite(item, [*path, index])
 
 
-def method_names(schema: Mapping[str, Any] | None = None) -> list[str]:
+def method_names(schema: Mapping[str, Any]) -> list[str]:
     """The training methods: the values `train.methods` allows (not the other keys of `train`)."""
-    schema = load_yaml(SCHEMA_PATH) if schema is None else schema
     return list(schema["properties"]["train"]["properties"]["methods"]["items"]["enum"])
 
 
@@ -183,7 +182,7 @@ def _check_train_prompts(data: Mapping[str, Any]) -> None:
                           f"train split of data.train_families ({families} famil{'y' if families == 1 else 'ies'})")
 
 
-def _check_evaluated_variants(config: Mapping[str, Any]) -> None:
+def _check_evaluated_variants(config: Mapping[str, Any], all_methods: Sequence[str]) -> None:
     """Every method listed for evaluation must be trained, and every evaluated split must have prompts."""
     splits = config["evaluate"]["splits"]
     if "heldout" in splits and not config["data"]["heldout_families"]:
@@ -191,7 +190,7 @@ def _check_evaluated_variants(config: Mapping[str, Any]) -> None:
                           "(data.heldout_families is empty)")
     methods = config["train"]["methods"]
     for index, variant in enumerate(config["evaluate"]["variants"]):
-        if variant in method_names() and variant not in methods:
+        if variant in all_methods and variant not in methods:
             raise ConfigError(f"config key 'evaluate.variants[{index}]': {variant!r} is not trained "
                               f"(train.methods is {_listing(methods)})")
 
@@ -211,14 +210,14 @@ def _check_transfer(evaluate: Mapping[str, Any]) -> None:
     check_choice_categories(evaluate["exact_choices"]["categories"])
 
 
-def _check_noveltybench(evaluate: Mapping[str, Any]) -> None:
+def _check_noveltybench(evaluate: Mapping[str, Any], all_methods: Sequence[str]) -> None:
     """NoveltyBench's variants must be evaluated ones that ask the prompt as it is (not SSoT); its
     reward thresholds must ascend (a rating is 1 + the number of thresholds below the reward)."""
     from cft.variants import variant_kind
 
     novelty = evaluate["noveltybench"]
     evaluated = evaluate["variants"]
-    plain = [v for v in evaluated if variant_kind(v, method_names()).prompting is None]
+    plain = [v for v in evaluated if variant_kind(v, all_methods).prompting is None]
     if not plain:
         raise ConfigError(f"config key 'evaluate.variants': {_listing(evaluated)} are all prompting protocols; "
                           "NoveltyBench (evaluate.noveltybench), MCQ and retention ask the plain prompt and "
