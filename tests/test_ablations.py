@@ -55,7 +55,7 @@ def test_plain_method_settings_do_not_depend_on_ablations(default):
     ({"method": "sofft", "name": "x_{decimals}", "grid": {"decimals": [1]}}, "train.ablations[0].method"),
     ({"method": "soft", "name": "x_{decimals}", "grid": {"decimals": [1]}, "settings": [{"decimals": 2}]},
      "exactly one of 'grid' and 'settings'"),
-    ({"method": "soft", "name": "x_{decimals}", "grid": {"decimals": [99]}}, "train.ablations[0].decimals"),
+    ({"method": "soft", "name": "x_{decimals}", "grid": {"decimals": [99]}}, "train.ablations[0].grid.decimals"),
     ({"method": "soft", "name": "x_{decimals}", "grid": {"samples_per_prompt": [4]}}, "samples_per_prompt"),
     ({"method": "soft", "name": "x", "grid": {"decimals": [1, 2]}}, "'x' is already used"),
     ({"method": "soft", "name": "soft", "settings": [{"decimals": 2}]}, "'soft' is already used"),

@@ -80,3 +80,110 @@ def test_noveltybench_summarize_bad_input_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text('{"utility": 1}\n')
     assert main(["noveltybench-summarize", str(tmp_path / "bad.jsonl")]) == 2
     assert "line 1 has no partition_scores" in capsys.readouterr().err
+
+
+BAD_TARGETS = {
+    # One number grammar with the answer parser: ASCII digits, no underscores, finite.
+    "arabic-indic-digit": (["target", "gaussian", "mu=\u0663", "sigma=1"],
+                           "parameter 'mu': '\u0663' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"),
+    "underscore": (["target", "gaussian", "mu=1_000", "sigma=1"],
+                   "parameter 'mu': '1_000' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"),
+    "nan-word": (["target", "gaussian", "mu=nan", "sigma=1"],
+                 "parameter 'mu': 'nan' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"),
+    "spaces": (["target", "gaussian", "mu= 1", "sigma=1"],
+               "parameter 'mu': ' 1' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"),
+    "empty-value": (["target", "gaussian", "mu=", "sigma=1"], "parameter 'mu': '' is empty"),
+    "overflow": (["target", "gaussian", "mu=1e400", "sigma=1"], "parameter 'mu': '1e400' is not a finite number"),
+    # Output spaces are bounded before they are built, and windows are never silently replaced.
+    "sigma-1e300": (["target", "gaussian", "mu=0", "sigma=1e300"],
+                    "gaussian mu=0 sigma=1e+300: the window [-3.09023e+300, 3.09023e+300] holds 6.18e+305 "
+                    "multiples of 10**-5, more than 2**53, beyond which float64 cannot index them exactly"),
+    "binomial-n-1e12": (["target", "binomial", "n=1e12", "p=0.5"],
+                        "binomial n=1e+12 p=0.5: the target spans 1000000000001 integers [0, 1000000000000], more "
+                        "than max_bins=1001; the paper's construction keeps only the first max_bins of them and "
+                        "drops the rest of the mass"),
+    "mu-1e300": (["target", "gaussian", "mu=1e300", "sigma=1"],
+                 "gaussian mu=1e+300 sigma=1: the quantile window [1e+300, 1e+300] is not a finite interval "
+                 "(parameters beyond float64 precision?); the paper's construction would silently use [-10, 10]"),
+    # Options: integers of ASCII digits in their ranges, quantiles on their side of the median.
+    "decimals-50": (["target", "gaussian", "mu=0", "sigma=1", "--decimals", "50"],
+                    "argument --decimals: '50' is not in [0, 8] (see cft target --help)"),
+    "decimals-text": (["target", "gaussian", "mu=0", "sigma=1", "--decimals", "2.5"],
+                      "argument --decimals: '2.5' is not an integer (ASCII digits) (see cft target --help)"),
+    "max-bins-huge": (["target", "gaussian", "mu=0", "sigma=1", "--max-bins", "10000000000"],
+                      "argument --max-bins: '10000000000' is not in [2, 1e+06] (see cft target --help)"),
+    "quantile-low-above-median": (["target", "gaussian", "mu=0", "sigma=1", "--quantile-low", "0.7"],
+                                  "argument --quantile-low: '0.7' is not in (0, 0.5) (see cft target --help)"),
+    "quantile-high-below-median": (["target", "gaussian", "mu=0", "sigma=1", "--quantile-high", "0.2"],
+                                   "argument --quantile-high: '0.2' is not in (0.5, 1) (see cft target --help)"),
+    "quantile-one": (["target", "gaussian", "mu=0", "sigma=1", "--quantile-high", "1"],
+                     "argument --quantile-high: '1' is not in (0.5, 1) (see cft target --help)"),
+    "quantile-nan": (["target", "gaussian", "mu=0", "sigma=1", "--quantile-low", "nan"],
+                     "argument --quantile-low: 'nan' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3) "
+                     "(see cft target --help)"),
+    "unknown-option": (["target", "gaussian", "mu=0", "sigma=1", "--bins", "3"],
+                       "unrecognized arguments: --bins 3 (see cft --help)"),
+}
+
+
+@pytest.mark.parametrize("argv, message", BAD_TARGETS.values(), ids=BAD_TARGETS.keys())
+def test_bad_target_input_is_one_exact_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    prog = "cft" if message.startswith("unrecognized") else "cft target"
+    assert (code, out, err) == (2, "", f"{prog}: error: {message}\n")
+
+
+def test_a_window_inside_the_bounds_still_builds(capsys):
+    code, out, _ = run(capsys, "target", "binomial", "n=1000", "p=0.5", "--json")
+    assert code == 0 and len(json.loads(out)["values"]) == 1001
+
+
+def score_line(utility, partitions=(1.0, 2.0)):
+    return json.dumps({"id": "p", "partition_scores": list(partitions), "utility": utility})
+
+
+BAD_SCORES = {
+    "bad-json-line": ([score_line(1.0), "", '{"id": "p", "utility": 1.0,,}'],
+                      "{path}: line 3 is not JSON (Expecting property name enclosed in double quotes, column 28)"),
+    "missing-field": ([score_line(1.0), '{"utility": 1}'], "{path}: line 2 has no partition_scores or utility"),
+    "not-an-object": ([score_line(1.0), "[1, 2]"], "{path}: line 2 has no partition_scores or utility"),
+    "utility-text": ([score_line(1.0), score_line("high")], "{path}: line 2: utility must be a number, got 'high'"),
+    "utility-bool": ([score_line(True)], "{path}: line 1: utility must be a number, got True"),
+    "partitions-not-list": ([json.dumps({"partition_scores": 3, "utility": 1.0})],
+                            "{path}: line 1: partition_scores must be a list, got int"),
+    "missing-file": (None, "cannot read {path}: No such file or directory"),
+}
+
+
+@pytest.mark.parametrize("lines, message", BAD_SCORES.values(), ids=BAD_SCORES.keys())
+def test_noveltybench_summarize_bad_file_is_one_exact_line(tmp_path, capsys, lines, message):
+    path = tmp_path / "scores.jsonl"
+    if lines is not None:
+        path.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "noveltybench-summarize", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"cft noveltybench-summarize: error: {message.format(path=path)}\n"
+
+
+def test_noveltybench_summarize_prints_null_for_nan(tmp_path, capsys):
+    path = tmp_path / "scores.jsonl"
+    path.write_text(score_line(1.0) + "\n" + '{"partition_scores": [1.0], "utility": NaN}\n')
+    code, out, err = run(capsys, "noveltybench-summarize", str(path))
+    assert code == 0
+    assert json.loads(out) == {"mean_distinct": 1.5, "mean_utility": None}
+    assert "NaN" not in out
+    assert err == ("cft noveltybench-summarize: note: mean_utility is nan (a record's value is not finite), "
+                   "printed as null\n")
+
+
+def test_check_config(repo_root, tmp_path, capsys):
+    default = str(repo_root / "config" / "config.yaml")
+    assert run(capsys, "check-config", default) == (0, f"{default}: valid\n", "")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  common:\n    lr: .nan\n")
+    assert run(capsys, "check-config", default, str(bad)) == (
+        2, "", "cft check-config: error: config key 'train.common.lr': nan is not a finite number\n")
+    bad.write_text("seed: 11\ndevice: cpu: gpu\n")
+    assert run(capsys, "check-config", default, str(bad)) == (
+        2, "", f"cft check-config: error: config file '{bad}' is not valid YAML at line 2, column 12: "
+               "mapping values are not allowed here\n")

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from cft.config import ConfigError, load_config, load_yaml, train_settings, validate_config
+from cft.config import ConfigError, deep_merge, load_config, load_yaml, train_settings, validate_config
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +109,159 @@ def test_bad_model_override_names_the_key(default_config):
     config["models"][0]["train"] = {"soft": {"learning_rate": 1e-4}}
     with pytest.raises(ConfigError, match="learning_rate"):
         validate_config(config)
+
+
+NAN, INF = float("nan"), float("inf")
+MODEL = {"name": "m", "source": "packaged:smollm2-135m-instruct"}
+TRAIN_KEYS = ("batch_size, checkpoint_every, decimals, epochs, epsilon, lora_alpha, lora_dropout, lora_r, "
+              "lora_target_modules, lr, max_bins, max_steps, temperature, warmup_ratio, weight_decay")
+TASKS = ("tiny_mmlu, tiny_hellaswag, tiny_truthfulqa, tiny_winogrande, tiny_gsm8k, standin_truthfulqa, "
+         "standin_arithmetic_2_digit_addition, standin_arithmetic_2_digit_subtraction, "
+         "standin_arithmetic_2_digit_multiplication, standin_arithmetic_2_digit_division")
+
+# (overlay merged into the default config as a --configfile is, the exact one-line message)
+BAD_OVERLAYS = {
+    # NaN passes every schema range, so it is refused by key path before the schema runs, in any
+    # section and inside lists, model overrides and ablation grids.
+    "nan": ({"train": {"common": {"lr": NAN}}}, "config key 'train.common.lr': nan is not a finite number"),
+    "inf": ({"train": {"soft": {"temperature": INF}}},
+            "config key 'train.soft.temperature': inf is not a finite number"),
+    "nan-in-list": ({"evaluate": {"openended": {"thresholds": [0.1, NAN]}}},
+                    "config key 'evaluate.openended.thresholds[1]': nan is not a finite number"),
+    "inf-model-override": ({"models": [{**MODEL, "train": {"soft": {"lr": -INF}}}]},
+                           "config key 'models[0].train.soft.lr': -inf is not a finite number"),
+    "nan-ablation-grid": ({"train": {"ablations": [{"method": "soft", "name": "s{lr}", "grid": {"lr": [1e-4, NAN]}}]}},
+                          "config key 'train.ablations[0].grid.lr[1]': nan is not a finite number"),
+    "nan-nullable": ({"evaluate": {"noveltybench": {"classifier": {"threshold": NAN}}}},
+                     "config key 'evaluate.noveltybench.classifier.threshold': nan is not a finite number"),
+    # Every number has a finite range a real run could use.
+    "lr-1e30": ({"train": {"common": {"lr": 1e30}}},
+                "config key 'train.common.lr': 1e+30 is greater than the maximum of 1"),
+    "batch-1e30": ({"train": {"common": {"batch_size": 10**30}}},
+                   f"config key 'train.common.batch_size': {10**30} is greater than the maximum of 4096"),
+    "epochs-1e12": ({"train": {"soft": {"epochs": 10**12}}},
+                    "config key 'train.soft.epochs': 1000000000000 is greater than the maximum of 1000"),
+    "seed-2^40": ({"seed": 2**40}, "config key 'seed': 1099511627776 is greater than the maximum of 4294967295"),
+    "max-new-tokens": ({"evaluate": {"fidelity": {"max_new_tokens": 10**9}}},
+                       "config key 'evaluate.fidelity.max_new_tokens': 1000000000 is greater than the maximum of 131072"),
+    "reward-threshold": ({"evaluate": {"noveltybench": {"reward": {"thresholds": [1, 2, 3, 4, 5, 6, 7, 8, 1e30]}}}},
+                         "config key 'evaluate.noveltybench.reward.thresholds[8]': 1e+30 is greater than the "
+                         "maximum of 1000000"),
+    "override-epochs": ({"models": [{**MODEL, "train": {"soft": {"epochs": 10**12}}}]},
+                        "config key 'models[0].train.soft.epochs': 1000000000000 is greater than the maximum of 1000"),
+    "ablation-settings": ({"train": {"ablations": [{"method": "soft", "name": "s{epochs}",
+                                                    "settings": [{"epochs": 2}, {"epochs": 10**12}]}]}},
+                          "config key 'train.ablations[0].settings[1].epochs': 1000000000000 is greater than the "
+                          "maximum of 1000"),
+    # Keys that must agree with other keys: one line naming both.
+    "untrained-variant": ({"train": {"methods": ["soft"]}, "evaluate": {"variants": ["base", "soft", "hard"]}},
+                          "config key 'evaluate.variants[2]': 'hard' is not trained (train.methods is [soft])"),
+    "noveltybench-unknown-variant": (
+        {"evaluate": {"variants": ["base", "soft"], "noveltybench": {"variants": ["sof"]}}},
+        "config key 'evaluate.noveltybench.variants[0]': 'sof' is not evaluated (evaluate.variants is [base, soft])"),
+    "noveltybench-ssot": (
+        {"evaluate": {"variants": ["base", "ssot"], "noveltybench": {"variants": ["base", "ssot"]}}},
+        "config key 'evaluate.noveltybench.variants[1]': 'ssot' changes the prompt, which NoveltyBench asks as it "
+        "is; allowed: the variants of evaluate.variants [base]"),
+    "only-prompting-variants": ({"evaluate": {"variants": ["ssot"]}},
+                                "config key 'evaluate.variants': [ssot] are all prompting protocols; NoveltyBench "
+                                "(evaluate.noveltybench), MCQ and retention ask the plain prompt and would have no "
+                                "variant (add base)"),
+    "ablation-of-launcher": ({"train": {"ablations": [{"method": "launcher", "name": "l{kind}", "grid": {"kind": ["none"]}}]}},
+                             "config key 'train.ablations[0].method': unknown method 'launcher'; "
+                             "allowed: soft, hard, fullsupport, exactdigit"),
+    "unknown-tinybench-task": ({"evaluate": {"retention": {"tinybench": {"tasks": ["tiny_mmlu", "tiny_mmmlu"]}}}},
+                               f"config key 'evaluate.retention.tinybench.tasks[1]': unknown task 'tiny_mmmlu'; "
+                               f"allowed: {TASKS}"),
+    "unknown-tinybench-limit": ({"evaluate": {"retention": {"tinybench": {"limits": {"tiny_arc": 10}}}}},
+                                f"config key 'evaluate.retention.tinybench.limits.tiny_arc': unknown task 'tiny_arc'; "
+                                f"allowed: {TASKS}"),
+    "stride-above-context": ({"evaluate": {"retention": {"perplexity": {"context_length": 512, "stride": 1024}}}},
+                             "config key 'evaluate.retention.perplexity.stride': 1024 is above "
+                             "evaluate.retention.perplexity.context_length (512); windows would skip tokens"),
+    "descending-thresholds": ({"evaluate": {"noveltybench": {"reward": {"thresholds": [9, 8, 7, 6, 5, 4, 3, 2, 1]}}}},
+                              "config key 'evaluate.noveltybench.reward.thresholds[1]': 8 is not above thresholds[0] "
+                              "(9); the thresholds must be strictly ascending"),
+    "equal-thresholds": ({"evaluate": {"noveltybench": {"reward": {"thresholds": [1, 2, 3, 4, 4, 6, 7, 8, 9]}}}},
+                         "config key 'evaluate.noveltybench.reward.thresholds[4]': 4 is not above thresholds[3] "
+                         "(4); the thresholds must be strictly ascending"),
+    "train-prompts-above-split": ({"data": {"train_prompts": 100000}},
+                                  "config key 'data.train_prompts': 100000 is more than the 1988 prompts of the train "
+                                  "split of data.train_families (24 families)"),
+    "train-prompts-one-family": ({"data": {"train_families": ["gaussian"], "train_prompts": 1000}},
+                                 "config key 'data.train_prompts': 1000 is more than the 121 prompts of the train "
+                                 "split of data.train_families (1 family)"),
+    "empty-heldout-split": ({"data": {"heldout_families": []}},
+                            "config key 'evaluate.splits[1]': 'heldout' has no prompts (data.heldout_families is empty)"),
+    "temperature-bounds": ({"baselines": {"temperature": {"min_temperature": 1.0, "max_temperature": 1.0}}},
+                           "config key 'baselines.temperature.min_temperature': 1.0 is not below "
+                           "baselines.temperature.max_temperature (1.0)"),
+    "perplexity-slice": ({"evaluate": {"retention": {"perplexity": {"slices": ["wikitext"]}}}},
+                         "config key 'evaluate.retention.perplexity.slices[0]': 'wikitext' is not a slice of the "
+                         "packaged stand-in (evaluate.retention.perplexity.root is null); "
+                         "allowed: shakespeare_modern, shakespeare_folio"),
+    "choice-category": ({"evaluate": {"exact_choices": {"categories": ["planet", "city"]}}},
+                        "config key 'evaluate.exact_choices.categories[1]': 'city' has no answer set; "
+                        "known: weekday, month, planet"),
+    # Unknown keys are named where they are, nested lists included.
+    "ablation-grid-key": ({"train": {"ablations": [{"method": "soft", "name": "s{foo}", "grid": {"foo": [1]}}]}},
+                          f"unknown config key 'foo' in train.ablations[0].grid; allowed: {TRAIN_KEYS}"),
+    "ablation-settings-key": ({"train": {"ablations": [{"method": "soft", "name": "s{foo}", "settings": [{"foo": 1}]}]}},
+                              f"unknown config key 'foo' in train.ablations[0].settings[0]; allowed: {TRAIN_KEYS}"),
+    "ablation-entry-key": ({"train": {"ablations": [{"method": "soft", "name": "s", "settings": [{"epochs": 2}], "foo": 1}]}},
+                           "unknown config key 'foo' in train.ablations[0]; allowed: grid, method, models, name, settings"),
+    "override-key": ({"models": [{**MODEL, "train": {"soft": {"learning_rate": 1e-4}}}]},
+                     f"unknown config key 'learning_rate' in models[0].train.soft; allowed: {TRAIN_KEYS}"),
+}
+
+
+@pytest.mark.parametrize("overlay, message", BAD_OVERLAYS.values(), ids=BAD_OVERLAYS.keys())
+def test_bad_overlay_is_one_exact_line(default_config, overlay, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(deep_merge(default_config, overlay))
+    assert str(error.value) == message
+
+
+def test_every_schema_number_has_a_finite_range(repo_root):
+    """Each number or integer of the schema has both a lower and an upper bound."""
+    unbounded = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if {"number", "integer"} & set(types):
+                if not ({"minimum", "exclusiveMinimum"} & set(node) and {"maximum", "exclusiveMaximum"} & set(node)):
+                    unbounded.append(path)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+
+    walk(load_yaml(repo_root / "workflow" / "schemas" / "config.schema.yaml"), "")
+    assert unbounded == []
+
+
+BAD_FILES = {
+    "missing": (None, "config file '{path}': cannot read it (No such file or directory)"),
+    "not-utf8": (b"seed: 11\nname: caf\xe9\n", "config file '{path}' is not UTF-8: byte 0xe9 at line 2 (offset 18)"),
+    "bad-yaml": (b"seed: 11\ndevice: cpu: gpu\n",
+                 "config file '{path}' is not valid YAML at line 2, column 12: mapping values are not allowed here"),
+    "unclosed-list": (b"train:\n  methods: [soft,\n",
+                      "config file '{path}' is not valid YAML at line 3, column 1: expected the node content, "
+                      "but found '<stream end>'"),
+    "tab-indent": (b"train:\n\tmethods: [soft]\n",
+                   "config file '{path}' is not valid YAML at line 2, column 1: found character '\\t' that cannot "
+                   "start any token"),
+    "not-a-mapping": (b"- seed: 11\n", "config file '{path}': the top level must be a mapping of keys, not a list"),
+}
+
+
+@pytest.mark.parametrize("content, message", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_bad_config_file_is_one_line_naming_it(repo_root, tmp_path, content, message):
+    path = tmp_path / "overlay.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        load_config(repo_root / "config" / "config.yaml", path)
+    assert str(error.value) == message.format(path=path)

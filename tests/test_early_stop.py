@@ -13,17 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cft.evaluation.fidelity import FidelitySettings, evaluate_fidelity
-from cft.evaluation.parsing import MALFORMED, _NUMBER, cannot_become_number, parse_sample
+from cft.evaluation.parsing import MALFORMED, cannot_become_number, parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingParams, sample_seeds
 from cft.io import read_jsonl, write_json, write_jsonl
 from cft.models import format_prompt, load_model, load_tokenizer
+from cft.numbers import NUMBER
 from cft.prompts import PromptSpec
 from cft.training import TrainConfig, train
 from tiny_models import save_tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NUMBERS = st.from_regex(_NUMBER, fullmatch=True)
+NUMBERS = st.from_regex(NUMBER, fullmatch=True)
 # Text a model may write around a number: digits, signs, dots, exponents, spaces, letters, tags.
 NOISE = st.lists(st.sampled_from([*"0123456789+-.eE xa<>\n\t\u00a0\ufffd", "<think>", "</think>", "<th"]),
                  max_size=12).map("".join)

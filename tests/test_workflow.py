@@ -75,3 +75,18 @@ def test_bad_config_fails_before_any_job(yaml, key, repo_root, tmp_path):
     result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("yaml, line", [
+    ("train: {common: {lr: .nan}}", "invalid config: config key 'train.common.lr': nan is not a finite number"),
+    ("train: {methods: [soft]}\nevaluate: {variants: [base, soft, hard]}",
+     "invalid config: config key 'evaluate.variants[2]': 'hard' is not trained (train.methods is [soft])"),
+])
+def test_dry_run_shows_the_config_error_as_one_line(yaml, line, repo_root, tmp_path):
+    """What a user of `snakemake -n --configfile` sees: the message as one line of its own."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml + "\n")
+    result = snakemake(repo_root, "-n", "all", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert line in (result.stdout + result.stderr).splitlines()
+    assert "Traceback" not in result.stdout + result.stderr

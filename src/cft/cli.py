@@ -2,20 +2,77 @@
 
     cft families                         list the distribution families
     cft target FAMILY k=v ... [--json]   print a prompt and its discretized target
+    cft noveltybench-summarize FILE      NoveltyBench's summary of a scores file
+    cft check-config FILE [FILE ...]     validate config files merged left to right, as the workflow does
+
+Every error is one line on stderr, `cft <command>: error: ...`, with exit status 2. Numbers on the
+command line follow the answer parser's grammar (cft.numbers): ASCII digits, no underscores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cft.families import FAMILIES, get_family
+from cft.numbers import EMPTY, NON_FINITE, parse_integer, parse_number
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
+from cft.targets import check_window, output_space_for
 
 EXIT_USAGE = 2
+
+# The ranges of the config schema's train.<method>.decimals and max_bins.
+MAX_DECIMALS = 8
+MAX_BINS = 1_000_000
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as one line (its default prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number_text(text: str, what: str) -> float:
+    value, error = parse_number(text)
+    if error == NON_FINITE:
+        raise ValueError(f"{what}: {text!r} is not a finite number")
+    if error is not None:
+        reason = "is empty" if error == EMPTY else "is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"
+        raise ValueError(f"{what}: {text!r} {reason}")
+    return value
+
+
+def _bounded(kind: Callable[[str], Any], low: float, high: float, *, exclusive: bool = False):
+    """An argparse type: `kind` of the text within [low, high] (or (low, high))."""
+
+    def convert(text: str):
+        value = kind(text)
+        inside = low < value < high if exclusive else low <= value <= high
+        if not inside:
+            interval = f"({low:g}, {high:g})" if exclusive else f"[{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"{text!r} is not in {interval}")
+        return value
+
+    return convert
+
+
+def _integer(text: str) -> int:
+    value = parse_integer(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (ASCII digits)")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        return _number_text(text, "value")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("value: ")) from None
 
 
 def _cmd_families(args: argparse.Namespace) -> int:
@@ -39,24 +96,26 @@ def _parse_assignments(pairs: Sequence[str]) -> dict[str, float]:
             raise ValueError(f"parameter {pair!r} is not of the form key=value")
         if key in params:
             raise ValueError(f"parameter {key!r} given twice")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            raise ValueError(f"parameter {key!r}: {value!r} is not a number") from None
+        params[key] = _number_text(value, f"parameter {key!r}")
     return params
 
 
 def _cmd_target(args: argparse.Namespace) -> int:
-    if args.decimals < 0:
-        raise ValueError(f"--decimals must be >= 0, got {args.decimals}")
-    if args.max_bins < 2:
-        raise ValueError(f"--max-bins must be >= 2, got {args.max_bins}")
     family = get_family(args.family)
     params = _parse_assignments(args.params)
     family.check_parameters(params)
     spec = PromptSpec(family.family_id, tuple((name, params[name]) for name in family.parameter_names))
-    space = output_space_for(spec, decimals=args.decimals, max_bins=args.max_bins,
-                             quantile_low=args.quantile_low, quantile_high=args.quantile_high)
+    window = dict(decimals=args.decimals, max_bins=args.max_bins,
+                  quantile_low=args.quantile_low, quantile_high=args.quantile_high)
+    # Refuse, before anything is allocated, a window the paper's construction would silently replace
+    # or truncate (its workflow prompts never need that; a hand-written one can).
+    try:
+        check_window(family.distribution(spec.param_dict), family.support(spec.param_dict), family.integer_only,
+                     **window)
+    except ValueError as error:
+        given = " ".join(f"{name}={value:g}" for name, value in spec.params)
+        raise ValueError(f"{family.family_id} {given}: {error}") from None
+    space = output_space_for(spec, **window)
     if args.json:
         print(json.dumps({"prompt": spec.prompt, "values": list(space.values),
                           "probs": [float(p) for p in space.probs]}))
@@ -68,28 +127,65 @@ def _cmd_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_scores(path: str) -> list[dict[str, Any]]:
+    """The records of a NoveltyBench scores.jsonl, each checked; errors name the line of the file."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    rows = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: line {number} is not UTF-8") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: line {number} is not JSON ({error.msg}, column {error.colno})") from None
+        if not isinstance(row, dict) or not {"partition_scores", "utility"} <= set(row):
+            raise ValueError(f"{path}: line {number} has no partition_scores or utility")
+        if not isinstance(row["partition_scores"], list):
+            raise ValueError(f"{path}: line {number}: partition_scores must be a list, "
+                             f"got {type(row['partition_scores']).__name__}")
+        utility = row["utility"]
+        if isinstance(utility, bool) or not isinstance(utility, (int, float)):
+            raise ValueError(f"{path}: line {number}: utility must be a number, got {utility!r}")
+        rows.append(row)
+    return rows
+
+
 def _cmd_noveltybench_summarize(args: argparse.Namespace) -> int:
-    from cft.io import read_jsonl
     from cft.transfer.noveltybench import summarize
 
-    try:
-        rows = read_jsonl(args.scores)
-    except OSError as error:
-        raise ValueError(f"cannot read {args.scores}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{args.scores} is not JSON lines ({error.msg}, line {error.lineno})") from None
-    missing = [i for i, row in enumerate(rows, 1) if not {"partition_scores", "utility"} <= set(row)]
-    if missing:
-        raise ValueError(f"{args.scores}: line {missing[0]} has no partition_scores or utility")
+    rows = _read_scores(args.scores)
     summary = summarize(rows)
-    print(json.dumps({"mean_distinct": summary["mean_distinct"], "mean_utility": summary["mean_utility"]},
-                     indent=2))
+    printed = {"mean_distinct": summary["mean_distinct"], "mean_utility": summary["mean_utility"]}
+    # NaN is not JSON: a mean that is not a number (a record's utility is NaN) is printed as null.
+    for key, value in printed.items():
+        if not math.isfinite(value):
+            printed[key] = None
+            print(f"cft {args.command}: note: {key} is {value} (a record's value is not finite), printed as null",
+                  file=sys.stderr)
+    print(json.dumps(printed, indent=2, allow_nan=False))
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from cft.config import ConfigError, load_config
+
+    try:
+        load_config(*args.files)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    print(f"{' + '.join(args.files)}: valid")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cft", description="Calibration fine-tuning toolkit")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="cft", description="Calibration fine-tuning toolkit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     families = commands.add_parser("families", help="list the distribution families")
     families.set_defaults(run=_cmd_families)
@@ -97,10 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     target = commands.add_parser("target", help="print the prompt and discretized target of one distribution")
     target.add_argument("family", help="family id, e.g. gaussian (see `cft families`)")
     target.add_argument("params", nargs="*", metavar="k=v", help="parameters as the prompt shows them")
-    target.add_argument("--decimals", type=int, default=5)
-    target.add_argument("--max-bins", type=int, default=1001)
-    target.add_argument("--quantile-low", type=float, default=0.001)
-    target.add_argument("--quantile-high", type=float, default=0.999)
+    target.add_argument("--decimals", type=_bounded(_integer, 0, MAX_DECIMALS), default=5,
+                        help=f"printed decimals of a continuous target, 0 to {MAX_DECIMALS}")
+    target.add_argument("--max-bins", type=_bounded(_integer, 2, MAX_BINS), default=1001,
+                        help=f"most atoms of the target, 2 to {MAX_BINS}")
+    target.add_argument("--quantile-low", type=_bounded(_fraction, 0, 0.5, exclusive=True), default=0.001,
+                        help="lower quantile of the window, in (0, 0.5)")
+    target.add_argument("--quantile-high", type=_bounded(_fraction, 0.5, 1, exclusive=True), default=0.999,
+                        help="upper quantile of the window, in (0.5, 1)")
     target.add_argument("--json", action="store_true", help="print one JSON object: prompt, values, probs")
     target.set_defaults(run=_cmd_target)
 
@@ -108,11 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="print NoveltyBench's summary (mean_distinct, mean_utility) of a scores file")
     novelty.add_argument("scores", help="a NoveltyBench scores.jsonl")
     novelty.set_defaults(run=_cmd_noveltybench_summarize)
+
+    check = commands.add_parser("check-config",
+                                help="validate config files merged left to right (the workflow's config/config.yaml "
+                                     "first, then each --configfile), one line naming the file or key")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(run=_cmd_check_config)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:
+        # Usage errors (printed as one line by OneLineParser) and --help, as an exit status.
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
         return args.run(args)
     except ValueError as error:

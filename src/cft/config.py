@@ -1,14 +1,19 @@
 """Loading and validating the workflow config.
 
-JSON Schema (workflow/schemas/config.schema.yaml) checks types, ranges and unknown keys and fills in
-defaults; the checks it cannot express (known family ids, train/held-out overlap) follow. Every
-failure is one `ConfigError` line that names the offending key and what is allowed there.
+A config file that is missing, not UTF-8 or not YAML is one line naming the file (and YAML's line
+and column). Every float anywhere in the config must be finite (NaN passes JSON Schema's range
+checks, so it is refused first, by key path). JSON Schema (workflow/schemas/config.schema.yaml) then
+checks types, finite ranges and unknown keys and fills in defaults; the checks it cannot express
+(known family ids and task names, train/held-out overlap, keys that must agree with other keys)
+follow in `validate_config`. Every failure is one `ConfigError` line that names the offending key
+(both keys, for a disagreement) and what is allowed there.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,8 +30,31 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+    """The mapping a YAML file holds ({} for an empty file), or one ConfigError line naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r}: cannot read it ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8: byte 0x{raw[error.start]:02x} "
+                          f"at line {line} (offset {error.start})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {str(path)!r}: the top level must be a mapping of keys, "
+                          f"not a {type(loaded).__name__}")
+    return loaded
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,13 +91,15 @@ def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[st
     return sorted(keys)
 
 
-def _describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
-    key = _key_path(error.absolute_path)
+def _describe(error: jsonschema.ValidationError, root: Mapping[str, Any], prefix: Sequence[Any] = ()) -> str:
+    """One line for a schema error; `prefix` is the key path of the validated part inside the config."""
+    path = [*prefix, *error.absolute_path]
+    key = _key_path(path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         allowed = _allowed_keys(schema, root)
         unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
-        where = key if error.absolute_path else "the top level"
+        where = key if path else "the top level"
         return f"unknown config key {', '.join(repr(u) for u in unknown)} in {where}; allowed: {', '.join(allowed)}"
     if error.validator == "enum":
         return f"config key '{key}': {error.instance!r} is not allowed; allowed values: {', '.join(map(repr, error.validator_value))}"
@@ -97,6 +127,7 @@ def _defaulting_validator():
 def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     """Return a validated copy of `config` with defaults filled in, or raise ConfigError."""
     config = copy.deepcopy(dict(config))
+    _check_finite(config, [])
     schema = load_yaml(schema_path)
     validator = _defaulting_validator()(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -105,9 +136,134 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_
     for index, model in enumerate(config["models"]):
         _check_model_overrides(index, model.get("train", {}), schema)
     _check_families(config["data"])
+    _check_train_prompts(config["data"])
     _check_models(config["models"])
     _check_ablations(config, schema)
+    _check_evaluated_variants(config, method_names(schema))
+    _check_baselines(config["baselines"])
+    _check_transfer(config["evaluate"])
+    _check_noveltybench(config["evaluate"], method_names(schema))
+    _check_retention(config["evaluate"]["retention"])
     return config
+
+
+def _check_finite(value: Any, path: list[Any]) -> None:
+    """Refuse NaN and infinities anywhere: NaN passes every minimum and maximum of JSON Schema."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{_key_path(path)}': {value} is not a finite number")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, [*path, index])
+
+
+def method_names(schema: Mapping[str, Any]) -> list[str]:
+    """The training methods: the values `train.methods` allows (not the other keys of `train`)."""
+    return list(schema["properties"]["train"]["properties"]["methods"]["items"]["enum"])
+
+
+def _listing(values: Sequence[Any]) -> str:
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+def _check_train_prompts(data: Mapping[str, Any]) -> None:
+    """A training subset cannot be larger than the train split it is drawn from."""
+    from cft.grids import build_splits
+
+    size = data["train_prompts"]
+    if size is None:
+        return
+    available = len(build_splits(data["train_families"], data["heldout_families"], data["selection"])["train"])
+    families = len(data["train_families"])
+    if size > available:
+        raise ConfigError(f"config key 'data.train_prompts': {size} is more than the {available} prompts of the "
+                          f"train split of data.train_families ({families} famil{'y' if families == 1 else 'ies'})")
+
+
+def _check_evaluated_variants(config: Mapping[str, Any], all_methods: Sequence[str]) -> None:
+    """Every method listed for evaluation must be trained, and every evaluated split must have prompts."""
+    splits = config["evaluate"]["splits"]
+    if "heldout" in splits and not config["data"]["heldout_families"]:
+        raise ConfigError(f"config key 'evaluate.splits[{splits.index('heldout')}]': 'heldout' has no prompts "
+                          "(data.heldout_families is empty)")
+    methods = config["train"]["methods"]
+    for index, variant in enumerate(config["evaluate"]["variants"]):
+        if variant in all_methods and variant not in methods:
+            raise ConfigError(f"config key 'evaluate.variants[{index}]': {variant!r} is not trained "
+                              f"(train.methods is {_listing(methods)})")
+
+
+def _check_baselines(baselines: Mapping[str, Any]) -> None:
+    temperature = baselines["temperature"]
+    if temperature["min_temperature"] >= temperature["max_temperature"]:
+        raise ConfigError(f"config key 'baselines.temperature.min_temperature': {temperature['min_temperature']} "
+                          f"is not below baselines.temperature.max_temperature ({temperature['max_temperature']})")
+
+
+def _check_transfer(evaluate: Mapping[str, Any]) -> None:
+    from cft.transfer.choices import check_choice_categories
+    from cft.transfer.openended import check_case_studies
+
+    check_case_studies(evaluate["openended"]["case_studies"])
+    check_choice_categories(evaluate["exact_choices"]["categories"])
+
+
+def _check_noveltybench(evaluate: Mapping[str, Any], all_methods: Sequence[str]) -> None:
+    """NoveltyBench's variants must be evaluated ones that ask the prompt as it is (not SSoT); its
+    reward thresholds must ascend (a rating is 1 + the number of thresholds below the reward)."""
+    from cft.variants import variant_kind
+
+    novelty = evaluate["noveltybench"]
+    evaluated = evaluate["variants"]
+    plain = [v for v in evaluated if variant_kind(v, all_methods).prompting is None]
+    if not plain:
+        raise ConfigError(f"config key 'evaluate.variants': {_listing(evaluated)} are all prompting protocols; "
+                          "NoveltyBench (evaluate.noveltybench), MCQ and retention ask the plain prompt and "
+                          "would have no variant (add base)")
+    for index, variant in enumerate(novelty["variants"] or []):
+        key = f"evaluate.noveltybench.variants[{index}]"
+        if variant not in evaluated:
+            raise ConfigError(f"config key '{key}': {variant!r} is not evaluated "
+                              f"(evaluate.variants is {_listing(evaluated)})")
+        if variant not in plain:
+            raise ConfigError(f"config key '{key}': {variant!r} changes the prompt, which NoveltyBench asks as "
+                              f"it is; allowed: the variants of evaluate.variants {_listing(plain)}")
+    thresholds = novelty["reward"]["thresholds"]
+    for index in range(1, len(thresholds or [])):
+        if thresholds[index] <= thresholds[index - 1]:
+            raise ConfigError(f"config key 'evaluate.noveltybench.reward.thresholds[{index}]': {thresholds[index]} "
+                              f"is not above thresholds[{index - 1}] ({thresholds[index - 1]}); "
+                              "the thresholds must be strictly ascending")
+
+
+def _check_retention(retention: Mapping[str, Any]) -> None:
+    from cft.retention.perplexity import STANDIN_SLICES
+    from cft.retention.tasks import TASKS
+
+    tinybench = retention["tinybench"]
+    for index, task in enumerate(tinybench["tasks"]):
+        if task not in TASKS:
+            raise ConfigError(f"config key 'evaluate.retention.tinybench.tasks[{index}]': unknown task {task!r}; "
+                              f"allowed: {', '.join(TASKS)}")
+    # Limits of registered tasks that are not listed are allowed: a --configfile that lists other
+    # tasks is merged with the default's limits.
+    for task in tinybench["limits"]:
+        if task not in TASKS:
+            raise ConfigError(f"config key 'evaluate.retention.tinybench.limits.{task}': unknown task {task!r}; "
+                              f"allowed: {', '.join(TASKS)}")
+    perplexity = retention["perplexity"]
+    if perplexity["stride"] > perplexity["context_length"]:
+        raise ConfigError(f"config key 'evaluate.retention.perplexity.stride': {perplexity['stride']} is above "
+                          f"evaluate.retention.perplexity.context_length ({perplexity['context_length']}); "
+                          "windows would skip tokens")
+    if perplexity["root"] is None:
+        for index, name in enumerate(perplexity["slices"]):
+            if name not in STANDIN_SLICES:
+                raise ConfigError(f"config key 'evaluate.retention.perplexity.slices[{index}]': {name!r} is not a "
+                                  f"slice of the packaged stand-in (evaluate.retention.perplexity.root is null); "
+                                  f"allowed: {', '.join(STANDIN_SLICES)}")
 
 
 def _check_model_overrides(index: int, overrides: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
@@ -119,9 +275,7 @@ def _check_model_overrides(index: int, overrides: Mapping[str, Any], schema: Map
         jsonschema.Draft202012Validator(train_schema).iter_errors(dict(overrides))
     )
     if error is not None:
-        message = _describe(error, train_schema)
-        raise ConfigError(message.replace("config key '", f"config key 'models[{index}].train.", 1)
-                          if "config key '" in message else f"models[{index}].train: {message}")
+        raise ConfigError(_describe(error, train_schema, ["models", index, "train"]))
 
 
 def _check_families(data: Mapping[str, Any]) -> None:
@@ -223,20 +377,22 @@ def _check_ablations(config: Mapping[str, Any], schema: Mapping[str, Any]) -> No
     for index, entry in enumerate(config["train"].get("ablations", [])):
         key = f"train.ablations[{index}]"
         method = entry["method"]
-        if method in ("methods", "common", "ablations") or method not in train_schema:
-            allowed = sorted(set(train_schema) - {"methods", "common", "ablations"})
-            raise ConfigError(f"config key '{key}.method': unknown method {method!r}; allowed: {', '.join(allowed)}")
+        if method not in method_names(schema):
+            raise ConfigError(f"config key '{key}.method': unknown method {method!r}; "
+                              f"allowed: {', '.join(method_names(schema))}")
         if ("grid" in entry) == ("settings" in entry):
             raise ConfigError(f"config key '{key}': give exactly one of 'grid' and 'settings'")
         for model in entry.get("models") or []:
             if model not in models:
                 raise ConfigError(f"config key '{key}.models': no model named {model!r} in config key 'models'")
         method_schema = {**train_schema[method], "$defs": schema["$defs"]}
-        for overrides in _ablation_overrides(entry):
+        for position, overrides in enumerate(_ablation_overrides(entry)):
             error = jsonschema.exceptions.best_match(
                 jsonschema.Draft202012Validator(method_schema).iter_errors(copy.deepcopy(dict(overrides))))
             if error is not None:
-                raise ConfigError(_describe(error, method_schema).replace("config key '", f"config key '{key}.", 1))
+                # A grid's values are checked per combination; the key names the varied setting.
+                where = ["grid"] if "grid" in entry else ["settings", position]
+                raise ConfigError(_describe(error, method_schema, ["train", "ablations", index, *where]))
             try:
                 name = entry["name"].format(**overrides)
             except (KeyError, IndexError, ValueError) as exc:

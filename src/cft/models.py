@@ -20,7 +20,6 @@ import hashlib
 import importlib
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -321,17 +320,33 @@ def encode_prompt(tokenizer, formatted: str) -> list[int]:
     return list(tokenizer(formatted, add_special_tokens=add_special_tokens)["input_ids"])
 
 
-_INNERMOST_THINK = re.compile(r"<think>(?:(?!<think>).)*?</think>", re.IGNORECASE | re.DOTALL)
-_UNCLOSED_THINK = re.compile(r"<think>.*", re.IGNORECASE | re.DOTALL)
+_OPEN_THINK, _CLOSE_THINK = "<think>", "</think>"
 
 
 def strip_thinking(text: str) -> str:
     """Remove reasoning traces: every <think>...</think> block, then an unclosed <think> to the end.
 
-    Blocks are removed innermost first, so a nested block goes as a whole instead of leaving its
-    outer tail ("c</think>d") behind as the paper's single non-greedy pass did.
+    Tags match case-insensitively and a closing tag closes the latest open one, so a nested block
+    goes as a whole instead of leaving its outer tail ("c</think>d") behind as the paper's single
+    non-greedy pass did; a closing tag without an open one stays. One pass with a stack of the open
+    tags' offsets in the output: linear in the length, however deep the nesting (removing blocks
+    innermost first with a regex, pass after pass, was quadratic). Tags are recognised in the
+    output, so text that becomes a tag once a block between its halves is removed counts as one.
     """
-    previous = None
-    while previous != text:
-        previous, text = text, _INNERMOST_THINK.sub("", text)
-    return _UNCLOSED_THINK.sub("", text).strip()
+    if "<" not in text:
+        return text.strip()
+    kept: list[str] = []
+    open_tags: list[int] = []
+    for char in text:
+        kept.append(char)
+        if char != ">":
+            continue
+        tail = "".join(kept[-len(_CLOSE_THINK):]).lower()
+        if tail == _CLOSE_THINK:
+            if open_tags:
+                del kept[open_tags.pop():]
+        elif tail.endswith(_OPEN_THINK):
+            open_tags.append(len(kept) - len(_OPEN_THINK))
+    if open_tags:
+        del kept[open_tags[0]:]
+    return "".join(kept).strip()

@@ -96,7 +96,8 @@ def output_space_for(
 
 def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
     first, last = integer_window(dist, (lower, upper), max_bins, quantile_low, quantile_high)
-    support_values = np.arange(first, last + 1, dtype=np.int64)[:max_bins]
+    # The paper keeps the first max_bins values; only those are built (the window can hold 10**12).
+    support_values = np.arange(first, min(last, first + max_bins - 1) + 1, dtype=np.int64)
     probs = np.asarray(dist.pmf(support_values), dtype=np.float64)
     # The upper tail beyond the cut is folded into the last value. The paper never folds the lower
     # tail (only Skellam has one); renormalization spreads that missing mass over all values.
@@ -141,6 +142,48 @@ def continuous_window(dist, support, quantile_low: float, quantile_high: float) 
         high = min(high, float(upper))
     if not np.isfinite(low) or not np.isfinite(high) or low >= high:
         low, high = -10.0, 10.0
+    return low, high
+
+
+# Grid indices k of multiples of 10**-decimals must stay exact in float64.
+MAX_GRID_POINTS = 2**53
+
+
+def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: int,
+                 quantile_low: float, quantile_high: float) -> tuple[float, float]:
+    """The window a target would be built over, or one ValueError line saying why it cannot be.
+
+    The workflow's prompts never need it; a hand-written prompt (`cft target`) can ask for a window
+    that the paper's construction would silently replace by its fallback [-10, 10] (a quantile that
+    is not finite, or a window that float64 collapses to a point), one that holds more integers than
+    `max_bins` keeps (the paper keeps the first `max_bins` values, dropping the rest of the mass), or
+    a grid too fine to index in float64.
+    """
+    lower, upper = support
+    if integer_only:
+        raw = [float(dist.ppf(quantile_low)) if lower is None else float(lower),
+               float(dist.ppf(quantile_high)) if upper is None else float(upper)]
+        if not all(np.isfinite(raw)):
+            raise ValueError(f"the quantile window [{raw[0]:g}, {raw[1]:g}] is not finite")
+        first, last = integer_window(dist, support, max_bins, quantile_low, quantile_high)
+        count = last - first + 1
+        if count > max_bins:
+            raise ValueError(f"the target spans {count} integers [{first}, {last}], more than max_bins={max_bins}; "
+                             "the paper's construction keeps only the first max_bins of them and drops the rest "
+                             "of the mass")
+        return float(first), float(last)
+    low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
+    if lower is not None:
+        low = max(low, float(lower))
+    if upper is not None:
+        high = min(high, float(upper))
+    if not np.isfinite(low) or not np.isfinite(high) or low >= high:
+        raise ValueError(f"the quantile window [{low:g}, {high:g}] is not a finite interval (parameters beyond "
+                         "float64 precision?); the paper's construction would silently use [-10, 10]")
+    points = (high - low) * 10.0**decimals
+    if points > MAX_GRID_POINTS:
+        raise ValueError(f"the window [{low:g}, {high:g}] holds {points:.3g} multiples of 10**-{decimals}, more than "
+                         f"2**53, beyond which float64 cannot index them exactly")
     return low, high
 
 

@@ -3,11 +3,15 @@
 from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
-from cft.config import ablation_variants, model_entry, train_settings, validate_config
+from cft.config import ConfigError, ablation_variants, model_entry, train_settings, validate_config
 from cft.grids import SPLITS
 from cft.variants import variant_files
 
-config = validate_config(config)
+try:
+    config = validate_config(config)
+except ConfigError as error:
+    # A WorkflowError is printed as its message alone; any other exception also gets a traceback.
+    raise WorkflowError(f"invalid config: {error}") from None
 
 MODELS = [model["name"] for model in config["models"]]
 METHODS = list(config["train"]["methods"])

@@ -1,11 +1,8 @@
 # Transfer beyond the trained task: open-ended random generation (the paper's 102 prompts) and the
 # answer-position balance of generated MCQs, for every (model, variant), then their tables and figures.
 
-from cft.transfer.choices import check_choice_categories
-from cft.transfer.openended import check_case_studies
-
-check_case_studies(config["evaluate"]["openended"]["case_studies"])
-check_choice_categories(config["evaluate"]["exact_choices"]["categories"])
+# The case-study and answer-set categories are checked with the rest of the config
+# (cft.config.validate_config).
 
 # SSoT, a prompting protocol that answers after a generated seed string and reasoning, runs the
 # open-ended prompts (its answers read out of their tag, without a support size); the MCQ evaluation

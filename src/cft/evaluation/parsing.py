@@ -4,7 +4,8 @@ The rule is the paper's (reference: structured-sampling.md section 8.1): after t
 surrounding whitespace are removed, the whole text must be exactly one number. "7 apples", "3.2." or
 "The answer is 3" are invalid, "+4", "5." and "1.23e-2" are valid. Unlike the paper's ``\\d``, only
 ASCII digits count: a model that answers in Arabic-Indic digits has not written a number that
-downstream tools read the same way.
+downstream tools read the same way. The grammar (cft.numbers) is also the one of `cft target`'s
+parameters.
 
 Parsing never raises: every string, however large or binary, becomes a `ParsedSample` whose error
 code says why it is invalid, so that no sample is ever dropped silently.
@@ -12,15 +13,11 @@ code says why it is invalid, so that no sample is ever dropped silently.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 from cft.models import strip_thinking
+from cft.numbers import EMPTY, MALFORMED, NON_FINITE, NUMBER_PREFIX, parse_number
 
-EMPTY = "empty"
-MALFORMED = "malformed"
-NON_FINITE = "non_finite"
 BELOW_SUPPORT = "below_support"
 ABOVE_SUPPORT = "above_support"
 NON_INTEGER = "non_integer"
@@ -28,18 +25,6 @@ NON_INTEGER = "non_integer"
 ERROR_CODES = (EMPTY, MALFORMED, NON_FINITE, BELOW_SUPPORT, ABOVE_SUPPORT, NON_INTEGER)
 # Errors of numbers that parsed but lie outside what the family can produce.
 SUPPORT_ERRORS = frozenset({BELOW_SUPPORT, ABOVE_SUPPORT, NON_INTEGER})
-
-# re.ASCII makes \d mean [0-9]; fullmatch (not ^...$) so that a trailing "\n" cannot slip past "$".
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-
-# The strings that some continuation can still turn into one number: _NUMBER's prefixes, and a
-# whole number followed by whitespace, which parse_sample strips. Written with [0-9] rather than
-# re.ASCII so that \s stays Unicode whitespace, exactly what str.strip removes.
-_NUMBER_PREFIX = re.compile(
-    r"[+-]?\.?"
-    r"|[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][+-]?"
-    r"|[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
-)
 
 # |x - round(x)| at or below this counts as an integer, so "3.0" is a valid Poisson answer.
 INTEGER_TOLERANCE = 1e-9
@@ -64,19 +49,6 @@ class ParsedSample:
         return self.error is None
 
 
-def parse_number(text: str) -> tuple[float | None, str | None]:
-    """Read ``text`` (already stripped) as exactly one finite number: (value, None) or (None, error)."""
-    if not text:
-        return None, EMPTY
-    if _NUMBER.fullmatch(text) is None:
-        return None, MALFORMED
-    # The pattern admits only what float() accepts; overflow such as "1e400" gives inf, not an error.
-    value = float(text)
-    if not math.isfinite(value):
-        return None, NON_FINITE
-    return value, None
-
-
 def cannot_become_number(text: str) -> bool:
     """True when no continuation of the decoded text ``text`` can parse as a number.
 
@@ -88,7 +60,7 @@ def cannot_become_number(text: str) -> bool:
     does not count yet.
     """
     committed = text.split("<", 1)[0].lstrip().rstrip("\ufffd")
-    return _NUMBER_PREFIX.fullmatch(committed) is None
+    return NUMBER_PREFIX.fullmatch(committed) is None
 
 
 def support_error(
