@@ -20,6 +20,8 @@ ABLATIONS = ablation_variants(config)
 BASELINE_VARIANTS = ["temperature", "ats_smooth", "ats_kl", "ssot"]
 BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS]
 VARIANTS = VARIANTS + BASELINES
+# Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
+CURVE_METHODS = [m for m in config["evaluate"]["curve"]["methods"] if m in METHODS and m in VARIANTS]
 
 
 wildcard_constraints:
@@ -42,6 +44,9 @@ def final_outputs():
         *(["results/figures/baselines.pdf"] if set(BASELINES) - {"ssot"} else []),
         "results/tables/fidelity_summary.csv",
         *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
+        "results/tables/fidelity_comparisons.csv",
+        "results/figures/fidelity_comparisons.pdf",
+        *(["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf"] if CURVE_METHODS else []),
         "results/tables/openended_summary.csv",
         "results/tables/mcq_summary.csv",
         "results/tables/openended_choices.csv",
@@ -93,6 +98,15 @@ def train_runtime_min(name):
     return int(60 + 60 * model_size_b(name))
 
 
+def adapter_training_settings(wildcards):
+    """The training settings of one (model, method), with the snapshot interval of the fidelity curve
+    for the methods that have one (run control: it does not change the adapter)."""
+    settings = train_settings(config, wildcards.model, wildcards.method)
+    if wildcards.method in CURVE_METHODS:
+        settings["snapshot_every"] = config["evaluate"]["curve"]["every"]
+    return settings
+
+
 def training_logs(wildcards):
     return {
         f"{model}__{method}": f"results/adapters/{model}/{method}/train_log.csv"
@@ -129,7 +143,7 @@ def fidelity_settings(wildcards):
         "quantile_low": config["data"]["quantile_low"],
         "quantile_high": config["data"]["quantile_high"],
     }
-    if wildcards.variant == "ssot":
+    if wildcards.get("variant") == "ssot":
         # SSoT writes a seed string and reasoning before its answer: its own sample count and budget.
         ssot = config["baselines"]["ssot"]
         settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],

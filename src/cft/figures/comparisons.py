@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cft.figures.style import plt, save_figure
+from cft.figures.style import plain_log_ticks, plt, save_figure
 
 GROUP_TITLES = {"unseen": "unseen parameters", "heldout": "held-out families"}
 
@@ -45,11 +45,13 @@ def plot_comparisons(comparisons_csv: str | Path, pdf_path: str | Path, png_path
                             textcoords="offset points", va="center", fontsize=6)
             ax.axvline(1.0, color="black", linewidth=0.8)
             ax.set_xscale("log")
+            plain_log_ticks(ax.xaxis)
             ax.set_yticks(range(len(rows)), [f"{a} / {b}: {metric}" for a, b, metric in rows], fontsize=6)
             ax.set_ylim(len(rows) - 0.5, -0.5)
             ax.set_xlabel("median over families of a / b (95% paired bootstrap CI)", fontsize=8)
             ax.set_title(f"{model}: {GROUP_TITLES.get(group, group)}", fontsize=9)
-    fig.suptitle(f"{title}: filled = p < 0.05 (two-sided Wilcoxon over families, unadjusted); right: p, "
-                 f"families where a is better / paired families{note}", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(f"{title}. Filled: p < 0.05 (two-sided Wilcoxon over families, unadjusted);\n"
+                 f"blue: a better on more families, red: b; right: p, families where a is better / paired "
+                 f"families{note}", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
     save_figure(fig, pdf_path, png_path)
