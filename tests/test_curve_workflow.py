@@ -26,7 +26,7 @@ evaluate:
   variants: [base, soft, hard]
   splits: [heldout]
   bootstrap: 20
-  curve: {methods: [soft, hard], every: 1}
+  curve: {methods: [soft, hard], snapshots: 2}
   fidelity: {num_samples: 0, max_new_tokens: 8, batch_size: 4, exact: true, max_digit_intervals: 200}
 """
 OUTPUTS = ["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf",

@@ -333,8 +333,8 @@ def test_resume_after_a_crash_gives_the_same_adapter(method, tiny_dir, tmp_path,
 
 
 def test_snapshots_survive_a_crash_and_match_the_straight_run(tiny_dir, tmp_path, monkeypatch):
-    # 6 prompts at batch 2 for 2 epochs: 6 steps; snapshots at 2 and 4 (6 is the final adapter).
-    config = tiny_config("soft", snapshot_every=2)
+    # 6 prompts at batch 2 for 2 epochs: 6 steps; 2 snapshots at 2 and 4 (6 is the final adapter).
+    config = tiny_config("soft", snapshots=2)
     train("soft", PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
     original_step = trainer_module.CalibrationTrainer.training_step
     calls = []
@@ -351,8 +351,9 @@ def test_snapshots_survive_a_crash_and_match_the_straight_run(tiny_dir, tmp_path
         train("soft", PROMPTS, tiny_dir, out, config, progress=False)
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000002"]
     monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
-    # The snapshot interval is run control: a resume with another one is not a stale run.
-    train("soft", PROMPTS, tiny_dir, out, tiny_config("soft", snapshot_every=4), progress=False)
+    # The snapshot count is run control: a resume with another one is not a stale run. The crash
+    # came after the end-of-epoch checkpoint of step 3, so the resumed run keeps steps 4 and 5.
+    train("soft", PROMPTS, tiny_dir, out, tiny_config("soft", snapshots=5), progress=False)
     for step in ("step_000002", "step_000004"):
         expected = load_file(tmp_path / "straight" / "snapshots" / step / "adapter_model.safetensors")
         resumed = load_file(out / "snapshots" / step / "adapter_model.safetensors")
@@ -365,7 +366,9 @@ def test_snapshots_survive_a_crash_and_match_the_straight_run(tiny_dir, tmp_path
     assert any(not torch.allclose(final[name], early[name]) for name in final)
 
     assert trainer_module.missing_snapshots(out, 2) == []
-    assert trainer_module.missing_snapshots(out, 1) == [1, 3, 5]
+    assert trainer_module.missing_snapshots(out, 5) == [1, 3]
+    assert trainer_module.snapshot_steps(300, 3) == [75, 150, 225]
+    assert trainer_module.snapshot_steps(2, 5) == [1]
     trainer_module.export_snapshots(out, tmp_path / "exported", 2)
     index = json.loads((tmp_path / "exported" / "steps.json").read_text())
     assert index == {"steps": [2, 4], "total_steps": 6}

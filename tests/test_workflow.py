@@ -43,6 +43,9 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_openended"] == 9  # SSoT included
     assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
     assert counts["tab_choices"] == counts["fig_openended_choices"] == 1
+    assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
+    assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
+    assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1
 
 
 def test_core_dry_run_is_the_paper_matrix(repo_root):
@@ -51,6 +54,8 @@ def test_core_dry_run_is_the_paper_matrix(repo_root):
     counts = job_counts(result.stdout)
     assert counts["train_adapter"] == 2  # soft, hard
     assert counts["evaluate_fidelity"] == 3
+    assert counts["evaluate_curve"] == 2
+    assert counts["tab_fidelity_comparisons"] == 1
     assert "fit_temperature" not in counts and "train_ats" not in counts
 
 
@@ -62,6 +67,7 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     # and exactdigit_d5 on the 9 models whose tokenizers write digits singly.
     assert counts["train_adapter"] == 12 * 3 + 12 + 3 + 9
     assert counts["prepare_model"] == 12
+    assert counts["evaluate_curve"] == 12 * 2  # soft and hard of every model
 
 
 @pytest.mark.parametrize("yaml, key", [

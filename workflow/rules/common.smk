@@ -99,11 +99,11 @@ def train_runtime_min(name):
 
 
 def adapter_training_settings(wildcards):
-    """The training settings of one (model, method), with the snapshot interval of the fidelity curve
+    """The training settings of one (model, method), with the snapshot count of the fidelity curve
     for the methods that have one (run control: it does not change the adapter)."""
     settings = train_settings(config, wildcards.model, wildcards.method)
     if wildcards.method in CURVE_METHODS:
-        settings["snapshot_every"] = config["evaluate"]["curve"]["every"]
+        settings["snapshots"] = config["evaluate"]["curve"]["snapshots"]
     return settings
 
 

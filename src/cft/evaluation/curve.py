@@ -1,6 +1,6 @@
 """Fidelity along training: the exact metrics of an adapter's snapshots, step by step.
 
-The trainer keeps the adapter every `snapshot_every` steps (`cft.training.trainer`); each snapshot is
+The trainer keeps the adapter at `snapshots` evenly spaced steps (`cft.training.trainer`); each snapshot is
 scored by the same code as the final adapter (`cft.evaluation.fidelity.evaluate_fidelity`), exactly
 and without sampling, on the same test splits. The table then joins three sources per (model,
 variant): base as step 0 (a LoRA adapter starts as the base model: its B matrices are zero), the

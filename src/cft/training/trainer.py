@@ -11,8 +11,8 @@ LoRA setup, AdamW with a cosine schedule, and the run directory:
 
     <out>/train_config.json        resolved settings, run fingerprint, versions, device, threads
     <out>/checkpoints/step_XXXXXX/ adapter weights, optimizer, scheduler, RNG states, loss log
-    <out>/snapshots/step_XXXXXX/   with `snapshot_every`: the adapter (PEFT save_pretrained) at every
-                                   multiple of it before the last step, kept for the fidelity curve
+    <out>/snapshots/step_XXXXXX/   with `snapshots`: the adapter (PEFT save_pretrained) at that many
+                                   evenly spaced steps before the last, kept for the fidelity curve
     <out>/train_log.csv            step, epoch, loss, lr, tokens, seconds
     <out>/adapter/                 the final adapter (PEFT save_pretrained)
     <out>/DONE                     written last
@@ -76,24 +76,28 @@ LOG_COLUMNS = ["step", "epoch", "loss", "lr", "tokens", "seconds"]
 _CHECKPOINT_NAME = re.compile(r"step_(\d{6,})")
 
 
-def snapshot_steps(total_steps: int, every: int | None) -> list[int]:
-    """The steps whose adapter is kept for the fidelity curve: the multiples of `every` before the
-    last step (the final adapter is the last point)."""
-    return list(range(every, total_steps, every)) if every else []
+def snapshot_steps(total_steps: int, count: int | None) -> list[int]:
+    """The steps whose adapter is kept for the fidelity curve: `count` steps that split the run into
+    count + 1 nearly equal parts (fewer when the run has fewer steps); the final adapter is the last
+    point. A count rather than an interval, so that a method's curve has as many points whatever its
+    budget (hard targets take ten times the steps of soft ones in the paper's recipe)."""
+    if not count:
+        return []
+    return sorted({round(total_steps * k / (count + 1)) for k in range(1, count + 1)} - {0, total_steps})
 
 
-def missing_snapshots(run_dir: Path, every: int | None) -> list[int]:
+def missing_snapshots(run_dir: Path, count: int | None) -> list[int]:
     """Snapshot steps that a finished run in `run_dir` lacks (one trained before snapshots were asked for)."""
     total = read_json(run_dir / CONFIG_FILE)["total_steps"]
-    return [step for step in snapshot_steps(total, every)
+    return [step for step in snapshot_steps(total, count)
             if not (run_dir / SNAPSHOT_DIR / f"step_{step:06d}").is_dir()]
 
 
-def export_snapshots(run_dir: Path, target: str | os.PathLike, every: int | None) -> None:
+def export_snapshots(run_dir: Path, target: str | os.PathLike, count: int | None) -> None:
     """Copy the run's snapshots to `target` with an index `steps.json`: the steps kept and the run's
     last step (an empty list when the run keeps none)."""
     total = read_json(run_dir / CONFIG_FILE)["total_steps"]
-    steps = snapshot_steps(total, every)
+    steps = snapshot_steps(total, count)
     with atomic_path(target, directory=True) as tmp:
         for step in steps:
             shutil.copytree(run_dir / SNAPSHOT_DIR / f"step_{step:06d}", tmp / f"step_{step:06d}")
@@ -222,7 +226,7 @@ class CalibrationTrainer:
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.warmup_steps, self.total_steps)
         self.step = 0
         self.log_rows: list[dict[str, Any]] = []
-        self.snapshot_steps = set(snapshot_steps(self.total_steps, config.snapshot_every))
+        self.snapshot_steps = set(snapshot_steps(self.total_steps, config.snapshots))
 
     # ---- what differs between the methods -------------------------------------------------------
 
@@ -500,7 +504,7 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     Training lives outside the rule's outputs so that Snakemake's cleanup of a failed job keeps its
     checkpoints. A finished run of the same settings is exported again instead of retrained; a run
     of other settings is replaced, and so is a finished run that lacks snapshots the settings ask for
-    (`snapshot_every`; they are exported to `snapshots_dir`).
+    (`snapshots`; they are exported to `snapshots_dir`).
     """
     record = read_json(model_record)
     config = TrainConfig.from_dict(settings)
@@ -514,7 +518,7 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     try:
         train(**kwargs)
     except TrainingAlreadyDone:
-        missing = missing_snapshots(run, config.snapshot_every)
+        missing = missing_snapshots(run, config.snapshots)
         if missing:
             log.warning("%s holds this finished run without the snapshots of steps %s; training again",
                         checkpoint_dir, missing)
@@ -528,7 +532,7 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     if not is_main_process():
         return
     if snapshots_dir is not None:
-        export_snapshots(run, snapshots_dir, config.snapshot_every)
+        export_snapshots(run, snapshots_dir, config.snapshots)
     with atomic_path(adapter_dir, directory=True) as tmp:
         shutil.copytree(run / ADAPTER_DIR, tmp, dirs_exist_ok=True)
     for name, target in ((LOG_FILE, log_csv), (CONFIG_FILE, record_path)):
