@@ -111,3 +111,23 @@ def test_p_values_are_recomputable_from_the_prompts_csv_with_scipy(tmp_path):
         assert row.p_value == pytest.approx(expected.pvalue, rel=1e-8)  # the csv keeps 10 significant digits
         assert row.wilcoxon_stat == pytest.approx(expected.statistic)
         assert row.median_diff == pytest.approx(np.median(family[row.variant_a] - family[row.variant_b]))
+
+
+def test_generalization_groups_are_seen_inside_and_outside_the_training_range():
+    from cft.evaluation.generalization import generalization_sets, inside_range, parameter_ranges
+    from cft.grids import build_splits
+
+    families = ["gaussian", "binomial", "triangular"]
+    train = build_splits(families, ["poisson"], "full_grid")["train"]
+    subset = train[::7]
+    groups = generalization_sets(subset, families, ["poisson"], prompts_per_family=2, seed=3)
+    ranges = parameter_ranges(subset)
+    train_ids = {s.distribution_id for s in train}
+    assert [len(groups[g]) for g in ("seen", "unseen_inside", "unseen_outside")] == [6, 6, 6]
+    assert {s.distribution_id for s in groups["seen"]} <= {s.distribution_id for s in subset}
+    assert all(inside_range(s, ranges) and s.distribution_id not in train_ids for s in groups["unseen_inside"])
+    assert not any(inside_range(s, ranges) for s in groups["unseen_outside"])
+    binomial = [s for s in groups["unseen_inside"] if s.family_id == "binomial"]
+    assert all(float(s.param_dict["n"]).is_integer() for s in binomial)
+    again = generalization_sets(subset, families, ["poisson"], prompts_per_family=2, seed=3)
+    assert [s.distribution_id for s in again["unseen_inside"]] == [s.distribution_id for s in groups["unseen_inside"]]

@@ -15,7 +15,7 @@ from tiny_models import save_tiny_checkpoint
 TINY_CURVE = """
 models:
   - {name: tiny, source: tiny_model, dtype: float32, params_b: 0.0001}
-data: {train_prompts: 4, heldout_families: [bernoulli, poisson, weibull]}
+data: {train_prompts: 4, train_families: [gaussian, binomial, uniform], heldout_families: [bernoulli, poisson, weibull]}
 train:
   methods: [soft, hard]
   ablations: []
@@ -27,10 +27,12 @@ evaluate:
   splits: [heldout]
   bootstrap: 20
   curve: {methods: [soft, hard], snapshots: 2}
+  generalization: {variants: [base, soft], prompts_per_family: 1}
   fidelity: {num_samples: 0, max_new_tokens: 8, batch_size: 4, exact: true, max_digit_intervals: 200}
 """
 OUTPUTS = ["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf",
-           "results/tables/fidelity_comparisons.csv", "results/figures/fidelity_comparisons.pdf"]
+           "results/tables/fidelity_comparisons.csv", "results/figures/fidelity_comparisons.pdf",
+           "results/tables/fidelity_generalization.csv", "results/figures/fidelity_generalization.pdf"]
 
 
 @pytest.mark.slow
@@ -43,6 +45,7 @@ def test_curve_and_comparisons_of_a_tiny_real_run(repo_root, tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     counts = job_counts(run.stderr)
     assert counts["evaluate_curve"] == 2 and counts["train_adapter"] == 2
+    assert counts["evaluate_generalization"] == 2
 
     curve = pd.read_csv(workdir / OUTPUTS[0])
     steps = {variant: sorted(set(group["step"])) for variant, group in curve.groupby("variant")}
@@ -64,5 +67,12 @@ def test_curve_and_comparisons_of_a_tiny_real_run(repo_root, tmp_path):
                       & (comparisons.metric == "exact_trie_kl")].iloc[0]
     family = {v: prompts[prompts.variant == v].groupby("family_id")["exact_trie_kl"].mean() for v in ("soft", "base")}
     assert row.p_value == pytest.approx(stats.wilcoxon(family["soft"], family["base"]).pvalue, rel=1e-8)
+    generalization = pd.read_csv(workdir / OUTPUTS[4])
+    assert list(dict.fromkeys(generalization["group"])) == ["seen", "unseen_inside", "unseen_outside"]
+    assert set(zip(generalization.variant_a, generalization.variant_b)) == {("soft", "base")}
+    # One training prompt per family leaves Gaussian and Uniform without an interpolation (a range of
+    # one point); Binomial's 2 training prompts span n from 5 to 15 and p from 0.65 to 0.75.
+    assert generalization.groupby("group", observed=True)["n_families"].max().to_dict() == {
+        "seen": 3, "unseen_inside": 1, "unseen_outside": 3}
     for output in OUTPUTS:
         assert (workdir / output).stat().st_size > 0, output

@@ -22,6 +22,10 @@ BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS
 VARIANTS = VARIANTS + BASELINES
 # Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
 CURVE_METHODS = [m for m in config["evaluate"]["curve"]["methods"] if m in METHODS and m in VARIANTS]
+# Where the shape is learned (evaluate.generalization): the evaluated variants scored on seen prompts
+# and on unseen ones inside and outside the training range.
+GENERALIZATION_VARIANTS = [v for v in config["evaluate"]["generalization"]["variants"] if v in VARIANTS]
+GENERALIZATION_GROUPS = ["seen", "unseen_inside", "unseen_outside"]
 
 
 wildcard_constraints:
@@ -47,6 +51,8 @@ def final_outputs():
         "results/tables/fidelity_comparisons.csv",
         "results/figures/fidelity_comparisons.pdf",
         *(["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf"] if CURVE_METHODS else []),
+        *(["results/tables/fidelity_generalization.csv", "results/figures/fidelity_generalization.pdf"]
+          if len(GENERALIZATION_VARIANTS) > 1 else []),
         "results/tables/openended_summary.csv",
         "results/tables/mcq_summary.csv",
         "results/tables/openended_choices.csv",

@@ -138,3 +138,52 @@ rule tab_fidelity_comparisons:
         seed=config["seed"],
     script:
         "../scripts/tab_fidelity_comparisons.py"
+
+
+# Where the shape is learned: exact fidelity on seen prompts and on unseen ones inside and outside
+# the training range, then the paired comparisons per group.
+rule evaluate_generalization:
+    input:
+        unpack(variant_inputs),
+        sets=expand("results/datasets/generalization_{group}.jsonl", group=GENERALIZATION_GROUPS),
+    output:
+        "results/generalization/{model}/{variant}/prompts.csv",
+    log:
+        "logs/evaluate_generalization/{model}_{variant}.log",
+    benchmark:
+        "benchmarks/evaluate_generalization/{model}_{variant}.tsv"
+    threads: max(workflow.cores, 1)
+    resources:
+        mem_mb=lambda wc: model_memory_mb(wc.model),
+        runtime=lambda wc: train_runtime_min(wc.model),
+        gpu=lambda wc: 1 if on_gpu() else 0,
+    params:
+        settings=fidelity_settings,
+        groups=GENERALIZATION_GROUPS,
+        device=torch_device(),
+    script:
+        "../scripts/evaluate_generalization.py"
+
+
+rule tab_fidelity_generalization:
+    input:
+        expand("results/generalization/{model}/{variant}/prompts.csv", model=MODELS, variant=GENERALIZATION_VARIANTS),
+    output:
+        report(
+            "results/tables/fidelity_generalization.csv",
+            caption="../report/tab_fidelity_generalization.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/tab_fidelity_generalization/tab_fidelity_generalization.log",
+    benchmark:
+        "benchmarks/tab_fidelity_generalization/tab_fidelity_generalization.tsv"
+    localrule: True
+    threads: 1
+    params:
+        variants=GENERALIZATION_VARIANTS,
+        methods=METHODS,
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/tab_fidelity_generalization.py"

@@ -152,3 +152,25 @@ rule fig_fidelity_comparisons:
         models=config["models"],
     script:
         "../scripts/fig_fidelity_comparisons.py"
+
+
+rule fig_fidelity_generalization:
+    input:
+        "results/tables/fidelity_generalization.csv",
+    output:
+        pdf="results/figures/fidelity_generalization.pdf",
+        png=report(
+            "results/figures/fidelity_generalization.png",
+            caption="../report/fig_fidelity_generalization.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/fig_fidelity_generalization/fig_fidelity_generalization.log",
+    benchmark:
+        "benchmarks/fig_fidelity_generalization/fig_fidelity_generalization.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_generalization.py"

@@ -10,25 +10,27 @@ import pandas as pd
 
 from cft.figures.style import plain_log_ticks, plt, save_figure
 
-GROUP_TITLES = {"unseen": "unseen parameters", "heldout": "held-out families"}
+GROUP_TITLES = {"unseen": "unseen parameters", "heldout": "held-out families", "seen": "seen (trained) prompts",
+                "unseen_inside": "unseen, inside the training range", "unseen_outside": "unseen, outside it"}
 
 
 def plot_comparisons(comparisons_csv: str | Path, pdf_path: str | Path, png_path: str | Path, *,
-                     title: str = "Paired comparisons over families", note: str = "") -> None:
+                     title: str = "Paired comparisons over families", group_column: str = "split",
+                     note: str = "") -> None:
     """Median over families of a / b (log scale) with its 95% paired bootstrap interval; filled marks
     are significant at p < 0.05 (two-sided Wilcoxon, unadjusted), hollow ones are not. The right
     margin gives p and the families where a is better. Rows without a ratio (a reference value not
     positive, or no paired family) are listed as n/a."""
     table = pd.read_csv(comparisons_csv)
     models = list(dict.fromkeys(table["model"]))
-    groups = list(dict.fromkeys(table["split"]))
+    groups = list(dict.fromkeys(table[group_column]))
     rows = list(dict.fromkeys(zip(table["variant_a"], table["variant_b"], table["metric"])))
     fig, axes = plt.subplots(len(models), len(groups), figsize=(6.2 * len(groups), 0.22 * len(rows) + 1.6),
                              squeeze=False)
     for r, model in enumerate(models):
         for c, group in enumerate(groups):
             ax = axes[r][c]
-            part = table[(table["model"] == model) & (table["split"] == group)].set_index(
+            part = table[(table["model"] == model) & (table[group_column] == group)].set_index(
                 ["variant_a", "variant_b", "metric"])
             for y, key in enumerate(rows):
                 if key not in part.index or not np.isfinite(part.loc[key, "median_ratio"]):
