@@ -15,7 +15,7 @@ from tiny_models import save_tiny_checkpoint
 TINY_CURVE = """
 models:
   - {name: tiny, source: tiny_model, dtype: float32, params_b: 0.0001}
-data: {train_prompts: 4, train_families: [gaussian, binomial, uniform], heldout_families: [bernoulli, poisson, weibull]}
+data: {train_prompts: 4, train_families: [gaussian, binomial, uniform], heldout_families: [bernoulli, poisson]}
 train:
   methods: [soft, hard]
   ablations: []

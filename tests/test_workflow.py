@@ -72,6 +72,21 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     assert counts["evaluate_curve"] == 12 * 2  # soft and hard of every model
 
 
+@pytest.mark.parametrize("configfile, expected", [
+    # the paper's soft recipe on SmolLM2: base, soft, hard with their curves and the three groups
+    ("config/paper_recipe_smollm2.yaml", {"prepare_model": 1, "train_adapter": 2, "evaluate_curve": 2,
+                                          "evaluate_generalization": 3, "tab_fidelity_comparisons": 1}),
+    # SmolLM2 and Gemma 3 270M: the matrix and the curves per model, the groups left to the default
+    ("config/second_model_gemma3.yaml", {"prepare_model": 2, "train_adapter": 4, "evaluate_curve": 4,
+                                         "evaluate_generalization": None, "tab_fidelity_comparisons": 1}),
+])
+def test_issue21_configs_dry_run(configfile, expected, repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", f"--configfile={configfile}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert {rule: counts.get(rule) for rule in expected} == expected
+
+
 @pytest.mark.parametrize("yaml, key", [
     ("data: {train_families: [gaussian, gausian]}", "data.train_families[1]"),
     ("evaluate: {openended: {case_studies: [weekday, town]}}", "evaluate.openended.case_studies[1]"),
