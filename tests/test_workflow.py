@@ -46,7 +46,7 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
     assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
     assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1
-    assert counts["evaluate_generalization"] == 3  # base, soft, hard on seen / inside / outside prompts
+    assert counts["evaluate_generalization"] == 2  # base and soft on seen / inside / outside prompts
     assert counts["tab_fidelity_generalization"] == counts["make_generalization_sets"] == 1
 
 
