@@ -136,4 +136,6 @@ def test_generalization_groups_are_seen_inside_and_outside_the_training_range():
     binomial = [s for s in groups["unseen_inside"] if s.family_id == "binomial"]
     assert all(float(s.param_dict["n"]).is_integer() for s in binomial)
     again = generalization_sets(subset, families, ["poisson"], prompts_per_family=2, seed=3)
+    untrained = generalization_sets(subset, [*families, "beta"], ["poisson"], prompts_per_family=2, seed=3)
+    assert untrained["seen"] == groups["seen"]  # a family without training prompts is left out
     assert [s.distribution_id for s in again["unseen_inside"]] == [s.distribution_id for s in groups["unseen_inside"]]
