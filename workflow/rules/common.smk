@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
 from cft.config import ablation_variants, model_entry, train_settings, validate_config
+from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
 from cft.variants import variant_files
 
@@ -48,11 +49,11 @@ def final_outputs():
         *(["results/figures/baselines.pdf"] if set(BASELINES) - {"ssot"} else []),
         "results/tables/fidelity_summary.csv",
         *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
-        "results/tables/fidelity_comparisons.csv",
-        "results/figures/fidelity_comparisons.pdf",
+        *(["results/tables/fidelity_comparisons.csv", "results/figures/fidelity_comparisons.pdf"]
+          if comparison_pairs(VARIANTS, METHODS) else []),
         *(["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf"] if CURVE_METHODS else []),
         *(["results/tables/fidelity_generalization.csv", "results/figures/fidelity_generalization.pdf"]
-          if len(GENERALIZATION_VARIANTS) > 1 else []),
+          if comparison_pairs(GENERALIZATION_VARIANTS, METHODS) else []),
         "results/tables/openended_summary.csv",
         "results/tables/mcq_summary.csv",
         "results/tables/openended_choices.csv",
