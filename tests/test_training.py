@@ -332,6 +332,49 @@ def test_resume_after_a_crash_gives_the_same_adapter(method, tiny_dir, tmp_path,
     assert len(list((out / "checkpoints").iterdir())) == 2
 
 
+def test_snapshots_survive_a_crash_and_match_the_straight_run(tiny_dir, tmp_path, monkeypatch):
+    # 6 prompts at batch 2 for 2 epochs: 6 steps; 2 snapshots at 2 and 4 (6 is the final adapter).
+    config = tiny_config("soft", snapshots=2)
+    train("soft", PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
+    original_step = trainer_module.CalibrationTrainer.training_step
+    calls = []
+
+    def crashing_step(self, batch_items, epoch):
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        calls.append(epoch)
+        return original_step(self, batch_items, epoch)
+
+    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    out = tmp_path / "resumed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train("soft", PROMPTS, tiny_dir, out, config, progress=False)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000002"]
+    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+    # The snapshot count is run control: a resume with another one is not a stale run. The crash
+    # came after the end-of-epoch checkpoint of step 3, so the resumed run keeps steps 4 and 5.
+    train("soft", PROMPTS, tiny_dir, out, tiny_config("soft", snapshots=5), progress=False)
+    for step in ("step_000002", "step_000004"):
+        expected = load_file(tmp_path / "straight" / "snapshots" / step / "adapter_model.safetensors")
+        resumed = load_file(out / "snapshots" / step / "adapter_model.safetensors")
+        assert expected.keys() == resumed.keys()
+        for name in expected:
+            assert torch.allclose(expected[name], resumed[name], atol=1e-6), (step, name)
+    # Step 2's snapshot differs from the final adapter: the curve has distinct points.
+    final = adapter_weights(tmp_path / "straight")
+    early = load_file(tmp_path / "straight" / "snapshots" / "step_000002" / "adapter_model.safetensors")
+    assert any(not torch.allclose(final[name], early[name]) for name in final)
+
+    assert trainer_module.missing_snapshots(out, 2) == []
+    assert trainer_module.missing_snapshots(out, 5) == [1, 3]
+    assert trainer_module.snapshot_steps(300, 3) == [75, 150, 225]
+    assert trainer_module.snapshot_steps(2, 5) == [1]
+    trainer_module.export_snapshots(out, tmp_path / "exported", 2)
+    index = json.loads((tmp_path / "exported" / "steps.json").read_text())
+    assert index == {"steps": [2, 4], "total_steps": 6}
+    assert (tmp_path / "exported" / "step_000004" / "adapter_config.json").exists()
+
+
 KILLED_RUN = """
 import json, sys
 import torch

@@ -43,6 +43,11 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_openended"] == 9  # SSoT included
     assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
     assert counts["tab_choices"] == counts["fig_openended_choices"] == 1
+    assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
+    assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
+    assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1
+    assert counts["evaluate_generalization"] == 2  # base and soft on seen / inside / outside prompts
+    assert counts["tab_fidelity_generalization"] == counts["make_generalization_sets"] == 1
 
 
 def test_core_dry_run_is_the_paper_matrix(repo_root):
@@ -51,6 +56,8 @@ def test_core_dry_run_is_the_paper_matrix(repo_root):
     counts = job_counts(result.stdout)
     assert counts["train_adapter"] == 2  # soft, hard
     assert counts["evaluate_fidelity"] == 3
+    assert counts["evaluate_curve"] == 2
+    assert counts["tab_fidelity_comparisons"] == 1
     assert "fit_temperature" not in counts and "train_ats" not in counts
 
 
@@ -62,6 +69,22 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     # and exactdigit_d5 on the 9 models whose tokenizers write digits singly.
     assert counts["train_adapter"] == 12 * 3 + 12 + 3 + 9
     assert counts["prepare_model"] == 12
+    assert counts["evaluate_curve"] == 12 * 2  # soft and hard of every model
+
+
+@pytest.mark.parametrize("configfile, expected", [
+    # the paper's soft recipe on SmolLM2: base, soft, hard with their curves and the three groups
+    ("config/paper_recipe_smollm2.yaml", {"prepare_model": 1, "train_adapter": 2, "evaluate_curve": 2,
+                                          "evaluate_generalization": 3, "tab_fidelity_comparisons": 1}),
+    # SmolLM2 and Gemma 3 270M: the matrix and the curves per model, the groups left to the default
+    ("config/second_model_gemma3.yaml", {"prepare_model": 2, "train_adapter": 4, "evaluate_curve": 4,
+                                         "evaluate_generalization": None, "tab_fidelity_comparisons": 1}),
+])
+def test_issue21_configs_dry_run(configfile, expected, repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", f"--configfile={configfile}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert {rule: counts.get(rule) for rule in expected} == expected
 
 
 @pytest.mark.parametrize("yaml, key", [

@@ -21,13 +21,15 @@ LAUNCHERS = ("none", "torchrun", "accelerate")
 
 
 def entry_point_args(*, model_record: str, prompts_path: str, settings: Mapping[str, Any], checkpoint_dir: str,
-                     adapter_dir: str, log_csv: str, record_path: str, threads: int) -> list[str]:
+                     adapter_dir: str, log_csv: str, record_path: str, threads: int,
+                     snapshots_dir: str | None = None) -> list[str]:
     """The command-line arguments of `python -m cft.training` for one job (see cft/training/__main__.py)."""
     return [
         "--model-record", str(model_record), "--prompts", str(prompts_path),
         "--settings", json.dumps(dict(settings), sort_keys=True),
         "--checkpoint-dir", str(checkpoint_dir), "--adapter-dir", str(adapter_dir),
         "--log-csv", str(log_csv), "--record", str(record_path), "--threads", str(threads),
+        *(["--snapshots-dir", str(snapshots_dir)] if snapshots_dir is not None else []),
     ]
 
 
@@ -57,14 +59,15 @@ def uses_launcher(launcher: Mapping[str, Any], gpus: int) -> bool:
 
 def train_adapter_job(*, launcher: Mapping[str, Any], gpus: int, model_record: str, prompts_path: str,
                       settings: Mapping[str, Any], checkpoint_dir: str, adapter_dir: str, log_csv: str,
-                      record_path: str, threads: int, device: str | None, log=None) -> None:
+                      record_path: str, threads: int, device: str | None, log=None,
+                      snapshots_dir: str | None = None) -> None:
     """The `train_adapter` rule: in this process, or through the launcher with one process per GPU.
 
     `log` (an open file) receives the launched processes' output; their exit status is checked.
     """
     outputs = dict(model_record=model_record, prompts_path=prompts_path, settings=settings,
                    checkpoint_dir=checkpoint_dir, adapter_dir=adapter_dir, log_csv=log_csv,
-                   record_path=record_path)
+                   record_path=record_path, snapshots_dir=snapshots_dir)
     if not uses_launcher(launcher, gpus):
         train_from_workflow(**outputs, threads=threads, device=device)
         return

@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
 from cft.config import ConfigError, ablation_variants, model_entry, train_settings, validate_config
+from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
 from cft.variants import variant_files
 
@@ -24,6 +25,12 @@ ABLATIONS = ablation_variants(config)
 BASELINE_VARIANTS = ["temperature", "ats_smooth", "ats_kl", "ssot"]
 BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS]
 VARIANTS = VARIANTS + BASELINES
+# Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
+CURVE_METHODS = [m for m in config["evaluate"]["curve"]["methods"] if m in METHODS and m in VARIANTS]
+# Where the shape is learned (evaluate.generalization): the evaluated variants scored on seen prompts
+# and on unseen ones inside and outside the training range.
+GENERALIZATION_VARIANTS = [v for v in config["evaluate"]["generalization"]["variants"] if v in VARIANTS]
+GENERALIZATION_GROUPS = ["seen", "unseen_inside", "unseen_outside"]
 
 
 wildcard_constraints:
@@ -46,6 +53,11 @@ def final_outputs():
         *(["results/figures/baselines.pdf"] if set(BASELINES) - {"ssot"} else []),
         "results/tables/fidelity_summary.csv",
         *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
+        *(["results/tables/fidelity_comparisons.csv", "results/figures/fidelity_comparisons.pdf"]
+          if comparison_pairs(VARIANTS, METHODS) else []),
+        *(["results/tables/fidelity_curve.csv", "results/figures/fidelity_curve.pdf"] if CURVE_METHODS else []),
+        *(["results/tables/fidelity_generalization.csv", "results/figures/fidelity_generalization.pdf"]
+          if comparison_pairs(GENERALIZATION_VARIANTS, METHODS) else []),
         "results/tables/openended_summary.csv",
         "results/tables/mcq_summary.csv",
         "results/tables/openended_choices.csv",
@@ -97,6 +109,15 @@ def train_runtime_min(name):
     return int(60 + 60 * model_size_b(name))
 
 
+def adapter_training_settings(wildcards):
+    """The training settings of one (model, method), with the snapshot count of the fidelity curve
+    for the methods that have one (run control: it does not change the adapter)."""
+    settings = train_settings(config, wildcards.model, wildcards.method)
+    if wildcards.method in CURVE_METHODS:
+        settings["snapshots"] = config["evaluate"]["curve"]["snapshots"]
+    return settings
+
+
 def training_logs(wildcards):
     return {
         f"{model}__{method}": f"results/adapters/{model}/{method}/train_log.csv"
@@ -133,7 +154,7 @@ def fidelity_settings(wildcards):
         "quantile_low": config["data"]["quantile_low"],
         "quantile_high": config["data"]["quantile_high"],
     }
-    if wildcards.variant == "ssot":
+    if wildcards.get("variant") == "ssot":
         # SSoT writes a seed string and reasoning before its answer: its own sample count and budget.
         ssot = config["baselines"]["ssot"]
         settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],

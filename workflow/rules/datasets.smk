@@ -40,3 +40,30 @@ rule select_train_subset:
         seed=config["seed"],
     script:
         "../scripts/select_train_subset.py"
+
+
+# Where the shape is learned: per train family, prompts it was trained on, interpolations inside the
+# training range and prompts of the full unseen grid outside it (cft.evaluation.generalization).
+rule make_generalization_sets:
+    input:
+        "results/datasets/train_subset.jsonl",
+    output:
+        expand("results/datasets/generalization_{group}.jsonl", group=GENERALIZATION_GROUPS),
+    log:
+        "logs/make_generalization_sets/make_generalization_sets.log",
+    benchmark:
+        "benchmarks/make_generalization_sets/make_generalization_sets.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=GENERALIZATION_GROUPS,
+        data=config["data"],
+        prompts_per_family=config["evaluate"]["generalization"]["prompts_per_family"],
+        seed=config["seed"],
+        decimals=config["train"]["soft"]["decimals"],
+        max_bins=config["train"]["soft"]["max_bins"],
+    script:
+        "../scripts/make_generalization_sets.py"

@@ -61,3 +61,129 @@ rule tab_fidelity:
         seed=config["seed"],
     script:
         "../scripts/tab_fidelity.py"
+
+
+# Fidelity along training: each snapshot of an adapter scored exactly (no sampling) on the test splits.
+rule evaluate_curve:
+    input:
+        model="results/models/{model}.json",
+        snapshots="results/adapters/{model}/{method}/snapshots",
+        adapter="results/adapters/{model}/{method}/adapter",
+        train_log="results/adapters/{model}/{method}/train_log.csv",
+        test_sets=expand("results/datasets/{split}.jsonl", split=config["evaluate"]["splits"]),
+    output:
+        prompts="results/curve/{model}/{method}/prompts.csv",
+        steps="results/curve/{model}/{method}/steps.csv",
+    log:
+        "logs/evaluate_curve/{model}_{method}.log",
+    benchmark:
+        "benchmarks/evaluate_curve/{model}_{method}.tsv"
+    threads: max(workflow.cores, 1)
+    resources:
+        mem_mb=lambda wc: model_memory_mb(wc.model),
+        runtime=lambda wc: train_runtime_min(wc.model),
+        gpu=lambda wc: 1 if on_gpu() else 0,
+    params:
+        settings=fidelity_settings,
+        splits=config["evaluate"]["splits"],
+        device=torch_device(),
+    script:
+        "../scripts/evaluate_curve.py"
+
+
+rule tab_fidelity_curve:
+    input:
+        prompts=expand("results/curve/{model}/{method}/prompts.csv", model=MODELS, method=CURVE_METHODS),
+        steps=expand("results/curve/{model}/{method}/steps.csv", model=MODELS, method=CURVE_METHODS),
+        fidelity="results/tables/fidelity_prompts.csv",
+    output:
+        report(
+            "results/tables/fidelity_curve.csv",
+            caption="../report/tab_fidelity_curve.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/tab_fidelity_curve/tab_fidelity_curve.log",
+    benchmark:
+        "benchmarks/tab_fidelity_curve/tab_fidelity_curve.tsv"
+    localrule: True
+    threads: 1
+    params:
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/tab_fidelity_curve.py"
+
+
+# Paired comparisons over families with a two-sided Wilcoxon test and paired bootstrap intervals.
+rule tab_fidelity_comparisons:
+    input:
+        "results/tables/fidelity_prompts.csv",
+    output:
+        report(
+            "results/tables/fidelity_comparisons.csv",
+            caption="../report/tab_fidelity_comparisons.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/tab_fidelity_comparisons/tab_fidelity_comparisons.log",
+    benchmark:
+        "benchmarks/tab_fidelity_comparisons/tab_fidelity_comparisons.tsv"
+    localrule: True
+    threads: 1
+    params:
+        variants=VARIANTS,
+        methods=METHODS,
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/tab_fidelity_comparisons.py"
+
+
+# Where the shape is learned: exact fidelity on seen prompts and on unseen ones inside and outside
+# the training range, then the paired comparisons per group.
+rule evaluate_generalization:
+    input:
+        unpack(variant_inputs),
+        sets=expand("results/datasets/generalization_{group}.jsonl", group=GENERALIZATION_GROUPS),
+    output:
+        "results/generalization/{model}/{variant}/prompts.csv",
+    log:
+        "logs/evaluate_generalization/{model}_{variant}.log",
+    benchmark:
+        "benchmarks/evaluate_generalization/{model}_{variant}.tsv"
+    threads: max(workflow.cores, 1)
+    resources:
+        mem_mb=lambda wc: model_memory_mb(wc.model),
+        runtime=lambda wc: train_runtime_min(wc.model),
+        gpu=lambda wc: 1 if on_gpu() else 0,
+    params:
+        settings=fidelity_settings,
+        groups=GENERALIZATION_GROUPS,
+        device=torch_device(),
+    script:
+        "../scripts/evaluate_generalization.py"
+
+
+rule tab_fidelity_generalization:
+    input:
+        expand("results/generalization/{model}/{variant}/prompts.csv", model=MODELS, variant=GENERALIZATION_VARIANTS),
+    output:
+        report(
+            "results/tables/fidelity_generalization.csv",
+            caption="../report/tab_fidelity_generalization.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/tab_fidelity_generalization/tab_fidelity_generalization.log",
+    benchmark:
+        "benchmarks/tab_fidelity_generalization/tab_fidelity_generalization.tsv"
+    localrule: True
+    threads: 1
+    params:
+        variants=GENERALIZATION_VARIANTS,
+        methods=METHODS,
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/tab_fidelity_generalization.py"

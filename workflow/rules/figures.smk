@@ -108,3 +108,69 @@ rule fig_fidelity_valid_rate:
         models=config["models"],
     script:
         "../scripts/fig_fidelity_valid_rate.py"
+
+
+rule fig_fidelity_curve:
+    input:
+        "results/tables/fidelity_curve.csv",
+    output:
+        pdf="results/figures/fidelity_curve.pdf",
+        png=report(
+            "results/figures/fidelity_curve.png",
+            caption="../report/fig_fidelity_curve.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/fig_fidelity_curve/fig_fidelity_curve.log",
+    benchmark:
+        "benchmarks/fig_fidelity_curve/fig_fidelity_curve.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_curve.py"
+
+
+rule fig_fidelity_comparisons:
+    input:
+        "results/tables/fidelity_comparisons.csv",
+    output:
+        pdf="results/figures/fidelity_comparisons.pdf",
+        png=report(
+            "results/figures/fidelity_comparisons.png",
+            caption="../report/fig_fidelity_comparisons.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/fig_fidelity_comparisons/fig_fidelity_comparisons.log",
+    benchmark:
+        "benchmarks/fig_fidelity_comparisons/fig_fidelity_comparisons.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_comparisons.py"
+
+
+rule fig_fidelity_generalization:
+    input:
+        "results/tables/fidelity_generalization.csv",
+    output:
+        pdf="results/figures/fidelity_generalization.pdf",
+        png=report(
+            "results/figures/fidelity_generalization.png",
+            caption="../report/fig_fidelity_generalization.rst",
+            category="Fidelity",
+        ),
+    log:
+        "logs/fig_fidelity_generalization/fig_fidelity_generalization.log",
+    benchmark:
+        "benchmarks/fig_fidelity_generalization/fig_fidelity_generalization.tsv"
+    localrule: True
+    threads: 1
+    params:
+        models=config["models"],
+    script:
+        "../scripts/fig_fidelity_generalization.py"

@@ -11,6 +11,7 @@ rule train_adapter:
         adapter=directory("results/adapters/{model}/{method}/adapter"),
         log_csv="results/adapters/{model}/{method}/train_log.csv",
         record="results/adapters/{model}/{method}/train_config.json",
+        snapshots=directory("results/adapters/{model}/{method}/snapshots"),
     log:
         "logs/train_adapter/{model}_{method}.log",
     benchmark:
@@ -21,7 +22,7 @@ rule train_adapter:
         runtime=lambda wc: train_runtime_min(wc.model),
         gpu=lambda wc: gpus_for(wc.model),
     params:
-        settings=lambda wc: train_settings(config, wc.model, wc.method),
+        settings=adapter_training_settings,
         checkpoint_dir=lambda wc: f"results/checkpoints/{wc.model}/{wc.method}",
         device=torch_device(),
     script:

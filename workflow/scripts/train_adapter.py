@@ -17,6 +17,7 @@ if __name__ == "__main__":
         adapter_dir=snakemake.output.adapter,
         log_csv=snakemake.output.log_csv,
         record_path=snakemake.output.record,
+        snapshots_dir=snakemake.output.snapshots,
         threads=snakemake.threads,
         device=snakemake.params.device,
         log=sys.stderr,

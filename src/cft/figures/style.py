@@ -40,6 +40,15 @@ def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -
     plt.close(fig)
 
 
+def plain_log_ticks(axis) -> None:
+    """Label a log-scaled axis with plain numbers (0.5, 1, 2) instead of mantissa x 10^k; minor ticks
+    are labelled only where the axis spans less than about a decade, so that it keeps some labels."""
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
 def stand_in_note(models: list[dict]) -> str:
     """A suffix for figure titles naming the offline stand-ins among the configured models."""
     packaged = [m["name"] for m in models if m["source"].startswith("packaged:")]

@@ -17,6 +17,8 @@ from cft.training.methods import get_method
 # Keys that only some methods read. They are left out of `to_dict` while unset, so that adding such a
 # key does not change the settings record (and run fingerprint) of the methods that ignore it.
 METHOD_ONLY_KEYS = ("max_nodes_per_step",)
+# Keys that never change the trained adapter: left out of the run fingerprint (a resume may change them).
+RUN_CONTROL_KEYS = ("checkpoint_every", "snapshots")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,12 @@ class TrainConfig:
     epsilon: float = 1e-8
     # Full-support matching: the trie nodes per prompt and step (the highest-weight ones; None = all).
     max_nodes_per_step: int | None = None
-    # Run control: an optional cap on optimizer steps (the schedule then spans the cap) and the
-    # checkpoint interval in optimizer steps.
+    # Run control: an optional cap on optimizer steps (the schedule then spans the cap), the
+    # checkpoint interval in optimizer steps, and the number of adapter snapshots kept for the
+    # fidelity curve, evenly spaced before the last step (None: none). Neither changes the adapter.
     max_steps: int | None = None
     checkpoint_every: int = 50
+    snapshots: int | None = None
 
     def __post_init__(self) -> None:
         # The paper's final configs fill in what is unset: soft trains 3 epochs on a 1001-atom
@@ -60,7 +64,7 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"train config key {key!r} must be at least 1, got {getattr(self, key)}")
-        for key in ("max_steps", "max_nodes_per_step"):
+        for key in ("max_steps", "max_nodes_per_step", "snapshots"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"train config key {key!r} must be at least 1 or null, got {getattr(self, key)}")
         if not self.lr > 0 or not self.temperature > 0 or not 0 < self.epsilon < 0.01:
@@ -84,7 +88,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["lora_target_modules"] = list(self.lora_target_modules)
-        for key in METHOD_ONLY_KEYS:
+        for key in (*METHOD_ONLY_KEYS, "snapshots"):
             if record[key] is None:
                 del record[key]
         return record

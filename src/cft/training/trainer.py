@@ -11,6 +11,8 @@ LoRA setup, AdamW with a cosine schedule, and the run directory:
 
     <out>/train_config.json        resolved settings, run fingerprint, versions, device, threads
     <out>/checkpoints/step_XXXXXX/ adapter weights, optimizer, scheduler, RNG states, loss log
+    <out>/snapshots/step_XXXXXX/   with `snapshots`: the adapter (PEFT save_pretrained) at that many
+                                   evenly spaced steps before the last, kept for the fidelity curve
     <out>/train_log.csv            step, epoch, loss, lr, tokens, seconds
     <out>/adapter/                 the final adapter (PEFT save_pretrained)
     <out>/DONE                     written last
@@ -53,7 +55,7 @@ from cft.datasets import read_specs
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
 from cft.targets import OutputSpace, output_space_for, sample_index
-from cft.training.config import TrainConfig
+from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
 from cft.training.distributed import average_gradients, barrier, is_main_process, mean_across_processes, world
 from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl
@@ -67,9 +69,39 @@ CONFIG_FILE = "train_config.json"
 LOG_FILE = "train_log.csv"
 ADAPTER_DIR = "adapter"
 CHECKPOINT_DIR = "checkpoints"
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_INDEX = "steps.json"
 KEEP_CHECKPOINTS = 2
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "tokens", "seconds"]
 _CHECKPOINT_NAME = re.compile(r"step_(\d{6,})")
+
+
+def snapshot_steps(total_steps: int, count: int | None) -> list[int]:
+    """The steps whose adapter is kept for the fidelity curve: `count` steps that split the run into
+    count + 1 nearly equal parts (fewer when the run has fewer steps); the final adapter is the last
+    point. A count rather than an interval, so that a method's curve has as many points whatever its
+    budget (hard targets take ten times the steps of soft ones in the paper's recipe)."""
+    if not count:
+        return []
+    return sorted({round(total_steps * k / (count + 1)) for k in range(1, count + 1)} - {0, total_steps})
+
+
+def missing_snapshots(run_dir: Path, count: int | None) -> list[int]:
+    """Snapshot steps that a finished run in `run_dir` lacks (one trained before snapshots were asked for)."""
+    total = read_json(run_dir / CONFIG_FILE)["total_steps"]
+    return [step for step in snapshot_steps(total, count)
+            if not (run_dir / SNAPSHOT_DIR / f"step_{step:06d}").is_dir()]
+
+
+def export_snapshots(run_dir: Path, target: str | os.PathLike, count: int | None) -> None:
+    """Copy the run's snapshots to `target` with an index `steps.json`: the steps kept and the run's
+    last step (an empty list when the run keeps none)."""
+    total = read_json(run_dir / CONFIG_FILE)["total_steps"]
+    steps = snapshot_steps(total, count)
+    with atomic_path(target, directory=True) as tmp:
+        for step in steps:
+            shutil.copytree(run_dir / SNAPSHOT_DIR / f"step_{step:06d}", tmp / f"step_{step:06d}")
+        write_json(tmp / SNAPSHOT_INDEX, {"steps": steps, "total_steps": total})
 
 
 class TrainingAlreadyDone(RuntimeError):
@@ -93,8 +125,8 @@ def run_fingerprint(config: TrainConfig, prompts: Sequence[Any], prompt_ids: Seq
     """
     text_config = model_config.get_text_config()
     model_keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-    # The checkpoint interval does not change the result, so it may differ between attempts.
-    settings = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}
+    # The checkpoint and snapshot intervals do not change the result, so they may differ between attempts.
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_CONTROL_KEYS}
     payload = {
         "config": settings,
         "prompts": [[p.family_id, p.prompt] for p in prompts],
@@ -113,7 +145,7 @@ def check_out_dir(out_dir: Path, fingerprint: str, force: bool) -> None:
     """Refuse to redo a finished run or to resume a different one; with `force`, start over."""
     barrier()  # in a data-parallel run, no process deletes before every process has read
     if force:
-        for name in (DONE_FILE, ADAPTER_DIR, CHECKPOINT_DIR, LOG_FILE, CONFIG_FILE) if is_main_process() else ():
+        for name in (DONE_FILE, ADAPTER_DIR, CHECKPOINT_DIR, SNAPSHOT_DIR, LOG_FILE, CONFIG_FILE) if is_main_process() else ():
             path = out_dir / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -194,6 +226,7 @@ class CalibrationTrainer:
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.warmup_steps, self.total_steps)
         self.step = 0
         self.log_rows: list[dict[str, Any]] = []
+        self.snapshot_steps = set(snapshot_steps(self.total_steps, config.snapshots))
 
     # ---- what differs between the methods -------------------------------------------------------
 
@@ -237,7 +270,7 @@ class CalibrationTrainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
                 if (self.step % self.config.checkpoint_every == 0 or b == len(batches) - 1
-                        or self.step == self.total_steps):
+                        or self.step == self.total_steps or self.step in self.snapshot_steps):
                     self.save_checkpoint()
         bar.close()
         return self.finish()
@@ -276,6 +309,11 @@ class CalibrationTrainer:
         barrier()
 
     def write_checkpoint(self) -> None:
+        # The snapshot goes first: a checkpoint at a snapshot step then implies its snapshot, so a
+        # run resumed from any checkpoint has every snapshot before it.
+        if self.step in self.snapshot_steps:
+            with atomic_path(self.out_dir / SNAPSHOT_DIR / f"step_{self.step:06d}", directory=True) as tmp:
+                self.model.save_pretrained(tmp)
         root = self.out_dir / CHECKPOINT_DIR
         with atomic_path(root / f"step_{self.step:06d}", directory=True) as tmp:
             torch.save({
@@ -310,7 +348,8 @@ class CalibrationTrainer:
         # A process killed while writing leaves its temporary files behind; they are never read.
         names = (ADAPTER_DIR, LOG_FILE, CONFIG_FILE, DONE_FILE)
         partial = [p for name in names for p in self.out_dir.glob(f".{name}.*")]
-        for path in partial + list(self.out_dir.glob(f"{CHECKPOINT_DIR}/.step_*")) if is_main_process() else []:
+        partial += [*self.out_dir.glob(f"{CHECKPOINT_DIR}/.step_*"), *self.out_dir.glob(f"{SNAPSHOT_DIR}/.step_*")]
+        for path in partial if is_main_process() else []:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -459,12 +498,13 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
 
 def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mapping[str, Any],
                         checkpoint_dir: str, adapter_dir: str, log_csv: str, record_path: str,
-                        threads: int, device: str | None = None) -> None:
+                        threads: int, device: str | None = None, snapshots_dir: str | None = None) -> None:
     """The `train_adapter` rule: train in `checkpoint_dir`, then copy the results to the rule's outputs.
 
     Training lives outside the rule's outputs so that Snakemake's cleanup of a failed job keeps its
     checkpoints. A finished run of the same settings is exported again instead of retrained; a run
-    of other settings is replaced.
+    of other settings is replaced, and so is a finished run that lacks snapshots the settings ask for
+    (`snapshots`; they are exported to `snapshots_dir`).
     """
     record = read_json(model_record)
     config = TrainConfig.from_dict(settings)
@@ -474,17 +514,25 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"), threads=threads,
         dtype=record["dtype"], chat=ChatOptions(**record["chat"]),
     )
+    run = Path(checkpoint_dir)
     try:
         train(**kwargs)
     except TrainingAlreadyDone:
-        log.info("%s already holds this finished run; exporting it", checkpoint_dir)
+        missing = missing_snapshots(run, config.snapshots)
+        if missing:
+            log.warning("%s holds this finished run without the snapshots of steps %s; training again",
+                        checkpoint_dir, missing)
+            train(**kwargs, force=True)
+        else:
+            log.info("%s already holds this finished run; exporting it", checkpoint_dir)
     except StaleRunError as error:
         log.warning("%s; starting over", error)
         train(**kwargs, force=True)
 
     if not is_main_process():
         return
-    run = Path(checkpoint_dir)
+    if snapshots_dir is not None:
+        export_snapshots(run, snapshots_dir, config.snapshots)
     with atomic_path(adapter_dir, directory=True) as tmp:
         shutil.copytree(run / ADAPTER_DIR, tmp, dirs_exist_ok=True)
     for name, target in ((LOG_FILE, log_csv), (CONFIG_FILE, record_path)):
