@@ -1,7 +1,11 @@
 """The `cft` console command.
 
+    cft --version                        print the package version
     cft families                         list the distribution families
     cft target FAMILY k=v ... [--json]   print a prompt and its discretized target
+    cft noveltybench-summarize SCORES    print NoveltyBench's summary of a scores file
+    cft train --config FILE --model NAME [--method soft] [--out DIR]
+                                         train one adapter without the workflow (cft.single_run)
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from cft import __version__
 from cft.families import FAMILIES, get_family
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
@@ -87,9 +92,34 @@ def _cmd_noveltybench_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from cft.single_run import train_one_adapter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    adapter = train_one_adapter(args.config, args.model, args.method, args.out, threads=args.threads,
+                                cache_dir=args.cache_dir)
+    print(adapter)
+    return 0
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where there is none to show (required options, flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cft", description="Calibration fine-tuning toolkit")
-    commands = parser.add_subparsers(dest="command", required=True)
+    formatter = HelpFormatter
+    parser = argparse.ArgumentParser(prog="cft", description="Calibration fine-tuning toolkit",
+                                     formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=formatter, **kw))
 
     families = commands.add_parser("families", help="list the distribution families")
     families.set_defaults(run=_cmd_families)
@@ -97,10 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     target = commands.add_parser("target", help="print the prompt and discretized target of one distribution")
     target.add_argument("family", help="family id, e.g. gaussian (see `cft families`)")
     target.add_argument("params", nargs="*", metavar="k=v", help="parameters as the prompt shows them")
-    target.add_argument("--decimals", type=int, default=5)
-    target.add_argument("--max-bins", type=int, default=1001)
-    target.add_argument("--quantile-low", type=float, default=0.001)
-    target.add_argument("--quantile-high", type=float, default=0.999)
+    target.add_argument("--decimals", type=int, default=5, help="decimal places of the answers")
+    target.add_argument("--max-bins", type=int, default=1001, help="at most this many atoms")
+    target.add_argument("--quantile-low", type=float, default=0.001,
+                        help="lower quantile where a continuous target's support starts")
+    target.add_argument("--quantile-high", type=float, default=0.999,
+                        help="upper quantile where a continuous target's support ends")
     target.add_argument("--json", action="store_true", help="print one JSON object: prompt, values, probs")
     target.set_defaults(run=_cmd_target)
 
@@ -108,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="print NoveltyBench's summary (mean_distinct, mean_utility) of a scores file")
     novelty.add_argument("scores", help="a NoveltyBench scores.jsonl")
     novelty.set_defaults(run=_cmd_noveltybench_summarize)
+
+    train = commands.add_parser("train", help="train one adapter without the workflow, as its train_adapter rule does")
+    train.add_argument("--config", action="append", required=True, metavar="FILE",
+                       help="a workflow config; repeat to merge several left to right, as --configfile does")
+    train.add_argument("--model", required=True, help="a name from the config's models list")
+    train.add_argument("--method", default="soft", help="a training method or ablation variant of the config")
+    train.add_argument("--out", default="results", help="output folder, laid out as the workflow's results/")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    train.add_argument("--cache-dir", default="resources/models", help="where packaged models are de-quantized")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 
