@@ -216,11 +216,18 @@ class CalibrationTrainer:
     def train(self, force: bool = False) -> Path:
         """Train to the end (resuming from the newest checkpoint) and return the adapter folder."""
         check_out_dir(self.out_dir, self.fingerprint, force)
+        started = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         barrier()  # every process has checked the run directory before process 0 writes to it
         if is_main_process():
             write_json(self.out_dir / CONFIG_FILE, self.run_record())
         self.resume()
+        if self.step == 0:
+            log.info("%s training from scratch: %d steps (%d per epoch, %d epochs), %d trainable LoRA "
+                     "parameters, %s on %s, run folder %s", self.method, self.total_steps, self.steps_per_epoch,
+                     self.config.epochs, sum(p.numel() for _, p in self.trainable), self.base_dtype, self.device,
+                     self.out_dir)
+        first_step = self.step
 
         interactive = sys.stderr.isatty()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{self.method} training", unit="step",
@@ -240,7 +247,11 @@ class CalibrationTrainer:
                         or self.step == self.total_steps):
                     self.save_checkpoint()
         bar.close()
-        return self.finish()
+        adapter = self.finish()
+        if self.step > first_step:
+            log.info("%s training: steps %d-%d in %.1f s, final loss %.4f; adapter in %s", self.method,
+                     first_step + 1, self.step, time.perf_counter() - started, self.log_rows[-1]["loss"], adapter)
+        return adapter
 
     def training_step(self, batch_items: Sequence[tuple[int, int]], epoch: int) -> dict[str, Any]:
         start = time.perf_counter()
@@ -452,7 +463,9 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
     fingerprint = run_fingerprint(config, prompts, prompt_token_ids(tokenizer, prompts, chat),
                                   AutoConfig.from_pretrained(str(model_dir)), torch_dtype)
     check_out_dir(out_dir, fingerprint, force)
+    start = time.perf_counter()
     model = load_model(model_dir, dtype, device)
+    log.info("loaded %s (%s on %s) in %.1f s", model_dir, torch_dtype, device, time.perf_counter() - start)
     trainer = get_method(method).trainer(model, tokenizer, prompts, config, out_dir, chat=chat, progress=progress)
     return trainer.train()
 
@@ -484,9 +497,12 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
 
     if not is_main_process():
         return
+    start = time.perf_counter()
     run = Path(checkpoint_dir)
     with atomic_path(adapter_dir, directory=True) as tmp:
         shutil.copytree(run / ADAPTER_DIR, tmp, dirs_exist_ok=True)
     for name, target in ((LOG_FILE, log_csv), (CONFIG_FILE, record_path)):
         with atomic_path(target) as tmp:
             shutil.copyfile(run / name, tmp)
+    log.info("exported %s to %s, %s and %s (%.1f s)", run, adapter_dir, log_csv, record_path,
+             time.perf_counter() - start)
