@@ -9,6 +9,7 @@ layout under `out_dir` as under `results/`:
     <out>/models/<model>.json
     <out>/checkpoints/<model>/<method>/            (resumed when rerun)
     <out>/adapters/<model>/<method>/adapter/, train_log.csv, train_config.json
+    <out>/tensorboard/<model>/<method>/           (with train.report_to: [tensorboard])
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def train_one_adapter(config_paths: Sequence[str], model: str, method: str, out_
     import torch
 
     from cft.datasets import write_split, write_train_subset
-    from cft.launch import train_adapter_job
+    from cft.launch import tensorboard_dir, train_adapter_job
     from cft.models import prepare_model
     from cft.training.methods import METHODS
 
@@ -70,6 +71,7 @@ def train_one_adapter(config_paths: Sequence[str], model: str, method: str, out_
         checkpoint_dir=str(out / "checkpoints" / model / method),
         adapter_dir=str(adapter_root / "adapter"), log_csv=str(adapter_root / "train_log.csv"),
         record_path=str(adapter_root / "train_config.json"), threads=threads, device=device,
+        tensorboard_dir=tensorboard_dir(config, model, method, results=str(out)),
     )
     log.info("adapter: %s (training %.1f s)", adapter_root / "adapter", time.perf_counter() - start)
     return adapter_root / "adapter"

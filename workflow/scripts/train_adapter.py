@@ -1,7 +1,7 @@
 import sys
 
 from cft.jobs import log_to
-from cft.launch import train_adapter_job
+from cft.launch import tensorboard_dir, train_adapter_job
 
 if __name__ == "__main__":
     log_to(snakemake.log[0])
@@ -21,4 +21,7 @@ if __name__ == "__main__":
         threads=snakemake.threads,
         device=snakemake.params.device,
         log=sys.stderr,
+        # Also read from the config, for the same reason as the launcher; not a declared output,
+        # since the event files are written while the job runs and kept when it fails.
+        tensorboard_dir=tensorboard_dir(snakemake.config, snakemake.wildcards.model, snakemake.wildcards.method),
     )
