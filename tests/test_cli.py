@@ -187,3 +187,67 @@ def test_check_config(repo_root, tmp_path, capsys):
     assert run(capsys, "check-config", default, str(bad)) == (
         2, "", f"cft check-config: error: config file '{bad}' is not valid YAML at line 2, column 12: "
                "mapping values are not allowed here\n")
+
+
+def subcommand_parsers():
+    from cft.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    return parser, commands.choices
+
+
+def test_version(capsys):
+    import cft
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cft {cft.__version__}"
+
+
+def test_help_and_docstring_list_every_subcommand_and_options_show_defaults(capsys):
+    import cft.cli
+
+    parser, subcommands = subcommand_parsers()
+    top_help = parser.format_help()
+    for name, sub in subcommands.items():
+        assert name in top_help, name
+        assert f"cft {name}" in cft.cli.__doc__, name
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False) and action.dest != "help":
+                assert f"(default: {action.default})" in " ".join(sub.format_help().split()), (name, action.dest)
+
+
+def test_train_subcommand_trains_one_adapter_on_the_tiny_model(tmp_path, capsys):
+    import yaml
+    from tiny_models import save_tiny_checkpoint
+
+    from cft.io import read_json
+
+    model_dir = save_tiny_checkpoint(tmp_path / "tiny")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": [{"name": "tiny", "source": str(model_dir), "dtype": "float32", "params_b": 0.001}],
+        "data": {"train_prompts": 8},
+        "train": {"common": {"max_steps": 2, "batch_size": 4}, "hard": {"samples_per_prompt": 1}},
+    }))
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "train", "--config", "config/config.yaml", "--config", str(config),
+                          "--model", "tiny", "--method", "hard", "--out", str(out))
+    assert code == 0
+    adapter = out / "adapters" / "tiny" / "hard" / "adapter"
+    assert stdout.strip() == str(adapter)
+    assert (adapter / "adapter_config.json").is_file()
+    record = read_json(out / "adapters" / "tiny" / "hard" / "train_config.json")
+    assert record["total_steps"] == 2 and record["config"]["method"] == "hard"
+    # The same settings as the workflow's train_adapter job of this config.
+    from cft.config import load_config, train_settings
+
+    expected = train_settings(load_config("config/config.yaml", config), "tiny", "hard")
+    assert all(record["config"][key] == value for key, value in expected.items() if key != "lora_target_modules")
+
+
+def test_train_subcommand_names_an_unknown_method(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--config", "config/config.yaml", "--model", "smollm2_135m",
+                       "--method", "sofft", "--out", str(tmp_path))
+    assert code == 2
+    assert "'sofft'" in err and "soft" in err

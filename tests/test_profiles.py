@@ -55,7 +55,7 @@ def submit_one_job(repo_root, tmp_path, target, *extra):
     fake_slurm(tmp_path / "bin")
     log = tmp_path / "sbatch.log"
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "FAKE_SLURM_LOG": str(log)}
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "workflow" / "Snakefile"),
                "--workflow-profile", str(repo_root / "profiles/slurm"), "--configfile=config/paper.yaml",
                "--retries", "0", "--allowed-rules", "train_adapter", *extra, "--", target]
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,

@@ -22,7 +22,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--workflow-profile", "none"]
 
 
 def smk(repo_root, workdir, *args, timeout=1800):
-    return subprocess.run([*SNAKEMAKE, "--snakefile", str(repo_root / "Snakefile"), *args], cwd=workdir,
+    return subprocess.run([*SNAKEMAKE, "--snakefile", str(repo_root / "workflow" / "Snakefile"), *args], cwd=workdir,
                           capture_output=True, text=True, timeout=timeout)
 
 

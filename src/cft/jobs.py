@@ -12,9 +12,11 @@ from typing import Any
 
 
 def log_to(path: str) -> None:
-    """Send the job's stderr and INFO-level logging, timestamped, to its log file."""
+    """Send the job's stderr and INFO-level logging, timestamped, to its log file. Handlers that an
+    import set up before this call are replaced (force=True), so that no INFO line goes elsewhere."""
     sys.stderr = open(path, "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        force=True)
 
 
 def variant_job(snakemake: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ LAUNCHERS = ("none", "torchrun", "accelerate")
 
 def entry_point_args(*, model_record: str, prompts_path: str, settings: Mapping[str, Any], checkpoint_dir: str,
                      adapter_dir: str, log_csv: str, record_path: str, threads: int,
-                     snapshots_dir: str | None = None) -> list[str]:
+                     snapshots_dir: str | None = None,
+                     tensorboard_dir: str | None = None) -> list[str]:
     """The command-line arguments of `python -m cft.training` for one job (see cft/training/__main__.py)."""
     return [
         "--model-record", str(model_record), "--prompts", str(prompts_path),
@@ -30,6 +31,7 @@ def entry_point_args(*, model_record: str, prompts_path: str, settings: Mapping[
         "--checkpoint-dir", str(checkpoint_dir), "--adapter-dir", str(adapter_dir),
         "--log-csv", str(log_csv), "--record", str(record_path), "--threads", str(threads),
         *(["--snapshots-dir", str(snapshots_dir)] if snapshots_dir is not None else []),
+        *(["--tensorboard-dir", str(tensorboard_dir)] if tensorboard_dir else []),
     ]
 
 
@@ -53,6 +55,13 @@ def launcher_command(kind: str, num_processes: int, args: Sequence[str], *,
     raise ValueError(f"config key 'train.launcher.kind': {kind!r} is not one of {', '.join(LAUNCHERS)}")
 
 
+def tensorboard_dir(config: Mapping[str, Any], model: str, variant: str, results: str = "results") -> str | None:
+    """Where `train.report_to: [tensorboard]` puts the training curves of (model, variant); None when off."""
+    if "tensorboard" not in config["train"].get("report_to", []):
+        return None
+    return f"{results}/tensorboard/{model}/{variant}"
+
+
 def uses_launcher(launcher: Mapping[str, Any], gpus: int) -> bool:
     return launcher.get("kind", "none") != "none" and gpus > 1
 
@@ -60,14 +69,17 @@ def uses_launcher(launcher: Mapping[str, Any], gpus: int) -> bool:
 def train_adapter_job(*, launcher: Mapping[str, Any], gpus: int, model_record: str, prompts_path: str,
                       settings: Mapping[str, Any], checkpoint_dir: str, adapter_dir: str, log_csv: str,
                       record_path: str, threads: int, device: str | None, log=None,
-                      snapshots_dir: str | None = None) -> None:
+                      snapshots_dir: str | None = None,
+                      tensorboard_dir: str | None = None) -> None:
     """The `train_adapter` rule: in this process, or through the launcher with one process per GPU.
 
     `log` (an open file) receives the launched processes' output; their exit status is checked.
+    `tensorboard_dir`: where training curves go while the job runs (None: nowhere).
     """
     outputs = dict(model_record=model_record, prompts_path=prompts_path, settings=settings,
                    checkpoint_dir=checkpoint_dir, adapter_dir=adapter_dir, log_csv=log_csv,
-                   record_path=record_path, snapshots_dir=snapshots_dir)
+                   record_path=record_path, snapshots_dir=snapshots_dir,
+                   tensorboard_dir=tensorboard_dir)
     if not uses_launcher(launcher, gpus):
         train_from_workflow(**outputs, threads=threads, device=device)
         return

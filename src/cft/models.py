@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -162,6 +163,7 @@ def _packaged_model_dir(name: str, cache_dir: Path) -> Path:
         )
     target = cache_dir / name
     if (target / PROVENANCE_FILE).exists():
+        log.info("packaged:%s: using the de-quantized copy in %s", name, target)
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Convert into a temporary sibling and rename it into place, so that a killed conversion never
@@ -193,6 +195,7 @@ def _convert_gguf(gguf_path: Path, out: Path) -> None:
     """De-quantize a GGUF into a plain fp32 transformers folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    start = time.perf_counter()
     log.info("de-quantizing %s (once; takes about 30 s)", gguf_path)
     folder, name = str(gguf_path.parent), gguf_path.name
     quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -206,6 +209,8 @@ def _convert_gguf(gguf_path: Path, out: Path) -> None:
     plain.load_state_dict(quantized.state_dict(), strict=True)
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    log.info("de-quantized %d tensors (%s parameters) of %s to fp32 in %.1f s", len(quantized.state_dict()),
+             f"{sum(p.numel() for p in plain.parameters()):,}", gguf_path.name, time.perf_counter() - start)
 
 
 def _sha256(path: Path) -> str:
@@ -234,6 +239,7 @@ def prepare_model(entry: Mapping[str, Any], *, cache_dir: str | os.PathLike, out
     """Resolve one config entry to a local folder and write a JSON record that later jobs read."""
     from transformers import AutoConfig
 
+    start = time.perf_counter()
     spec = ModelSpec.from_entry(entry)
     model_dir = resolve_model_dir(spec.source, cache_dir)
     # Reading the config is cheap and fails early on a folder that is not a checkpoint.
@@ -248,6 +254,8 @@ def prepare_model(entry: Mapping[str, Any], *, cache_dir: str | os.PathLike, out
         "architectures": list(getattr(config, "architectures", None) or []),
     }
     write_json(out_path, record)
+    log.info("model %s (%s, %s): %s; record written to %s (%.1f s)", spec.name, spec.source, config.model_type,
+             record["path"], out_path, time.perf_counter() - start)
     return record
 
 

@@ -1,10 +1,9 @@
-import sys
-
 from cft.figures.fidelity import plot_fidelity_overlays
 from cft.figures.style import stand_in_note
+from cft.jobs import log_to
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     distributions = {
         tuple(key.split("__")): path for key, path in snakemake.input.items() if "__" in key
     }

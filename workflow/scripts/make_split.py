@@ -1,9 +1,8 @@
-import sys
-
 from cft.datasets import write_split
+from cft.jobs import log_to
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     data = snakemake.params.data
     write_split(
         split=snakemake.wildcards.split,

@@ -1,7 +1,6 @@
-import sys
-
+from cft.jobs import log_to
 from cft.transfer.choices import choices_table
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     choices_table(list(snakemake.input), snakemake.output[0])

@@ -1,9 +1,8 @@
-import sys
-
 from cft.evaluation.fidelity import fidelity_tables
+from cft.jobs import log_to
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     fidelity_tables(
         list(snakemake.input.prompts),
         snakemake.output.prompts,

@@ -1,7 +1,6 @@
-import sys
-
+from cft.jobs import log_to
 from cft.transfer.openended import openended_tables
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     openended_tables(list(snakemake.input), snakemake.output.prompts, snakemake.output.summary)

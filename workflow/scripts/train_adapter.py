@@ -1,9 +1,10 @@
 import sys
 
-from cft.launch import train_adapter_job
+from cft.jobs import log_to
+from cft.launch import tensorboard_dir, train_adapter_job
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    log_to(snakemake.log[0])
     train_adapter_job(
         # Read from the config rather than params, so that adding the launcher left the params
         # (and with them the finished jobs) of existing configs unchanged. `snakemake.config` is the
@@ -21,4 +22,7 @@ if __name__ == "__main__":
         threads=snakemake.threads,
         device=snakemake.params.device,
         log=sys.stderr,
+        # Also read from the config, for the same reason as the launcher; not a declared output,
+        # since the event files are written while the job runs and kept when it fails.
+        tensorboard_dir=tensorboard_dir(snakemake.config, snakemake.wildcards.model, snakemake.wildcards.method),
     )

@@ -342,6 +342,9 @@ def sample_bootstrap_replicates(prompts: pd.DataFrame, samples_jsonls: Sequence[
     return out
 
 
+TIMING_COLUMNS = ("exact_seconds", "sampled_seconds")
+
+
 def fidelity_tables(prompt_csvs: Sequence[str | Path], prompts_out: str | Path, summary_out: str | Path,
                     *, samples_jsonls: Sequence[str | Path] = (), test_sets: Sequence[str | Path] = (),
                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -353,7 +356,10 @@ def fidelity_tables(prompt_csvs: Sequence[str | Path], prompts_out: str | Path, 
     the raw answers (``samples_jsonls``) and the test sets, the intervals of the sampled W1 metrics
     resample the answers of each prompt as well as the prompts.
     """
+    # The per-variant files keep each prompt's evaluation time; the table leaves it out, so that a
+    # rerun on unchanged inputs writes the same table (results/manifest.json hashes it).
     prompts = pd.concat([pd.read_csv(path) for path in prompt_csvs], ignore_index=True)
+    prompts = prompts.drop(columns=[c for c in TIMING_COLUMNS if c in prompts.columns])
     metrics = [m for m in SUMMARY_METRICS if m in prompts.columns]
     replicates = (sample_bootstrap_replicates(prompts, samples_jsonls, test_sets, n_boot=n_boot, seed=seed)
                   if samples_jsonls else None)

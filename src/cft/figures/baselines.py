@@ -33,7 +33,7 @@ def plot_baseline_fits(temperature_fits: Mapping[str, str | Path], ats_logs: Map
     left.set_ylabel("mean exact trie KL on train prompts [nats]")
     left.set_title("temperature fit (star: chosen)")
     if temperature_fits:
-        left.legend(fontsize=7)
+        left.legend(fontsize=8)
     for (model, variant), path in sorted(ats_logs.items()):
         frame = pd.read_csv(path)
         right.plot(frame["step"], frame["loss"], label=f"{model}: {ATS_LOSS_LABELS.get(variant, variant)}")
@@ -41,6 +41,6 @@ def plot_baseline_fits(temperature_fits: Mapping[str, str | Path], ats_logs: Map
     right.set_ylabel("training loss [nats]")
     right.set_title("ATS heads (frozen model)")
     if ats_logs:
-        right.legend(fontsize=7)
+        right.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)

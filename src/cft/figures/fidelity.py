@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cft.figures.style import METHOD_COLORS, plt, save_figure
+from cft.figures.style import METHOD_COLORS, bar_style, line_style, plt, save_figure
 
 SPLIT_TITLES = {"unseen": "unseen parameters", "heldout": "held-out families"}
 SUMMARY_PANELS = [
@@ -28,6 +28,11 @@ def _variant_order(variants: Sequence[str]) -> list[str]:
 
 def _color(variant: str) -> str | None:
     return METHOD_COLORS.get(variant)
+
+
+def _every(points) -> int:
+    """Marker spacing that keeps about a dozen markers on a line."""
+    return max(1, len(points) // 12)
 
 
 def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_path: str | Path, *,
@@ -51,10 +56,10 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
                 low = values - part[f"family_median_{metric}_ci_low"].to_numpy(dtype=float)
                 high = part[f"family_median_{metric}_ci_high"].to_numpy(dtype=float) - values
                 x = np.arange(len(models)) + (k - (len(variants) - 1) / 2) * width
-                ax.bar(x, values, width, color=_color(variant), label=variant,
+                ax.bar(x, values, width, **bar_style(variant), label=variant,
                        yerr=np.vstack([low, high]), capsize=2, error_kw={"linewidth": 0.8})
                 for position in x[~np.isfinite(values)]:
-                    ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=6, ha="center",
+                    ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=8, ha="center",
                             va="bottom", transform=ax.get_xaxis_transform())
             ax.set_yscale("log")
             # Keep every variant's slot, so that a missing bar's n/a mark stays inside the axes.
@@ -65,7 +70,7 @@ def plot_fidelity_summary(summary_csv: str | Path, pdf_path: str | Path, png_pat
                 ax.set_title(SPLIT_TITLES[split])
             if row == 0 and col == len(splits) - 1:
                 # Outside the axes: with nine variants a legend inside covers bars.
-                ax.legend(fontsize=7, title="variant", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+                ax.legend(fontsize=8, title="variant", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Structured-sampling fidelity (lower is better; bars: median over families, "
                  f"whiskers: 95% bootstrap CI; n/a: no family with 10 valid answers){note}", fontsize=9)
     fig.tight_layout()
@@ -101,10 +106,10 @@ def plot_fidelity_heatmap(prompts_csv: str | Path, pdf_path: str | Path, png_pat
         image = ax.imshow(log_matrix, aspect="auto", cmap="viridis_r", vmin=vmin, vmax=vmax)
         for (i, j), value in np.ndenumerate(matrix):
             text = "n/a" if not np.isfinite(value) else f"{value:.2g}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6,
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if np.isfinite(log_matrix[i, j]) and log_matrix[i, j] > (vmin + vmax) / 2 else "black")
         ax.set_xticks(range(len(variants)), variants)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_title(f"{model}: {metric} per family", fontsize=9)
         ax.grid(False)
         fig.colorbar(image, ax=ax, label=f"log10 {metric}")
@@ -166,17 +171,18 @@ def plot_fidelity_overlays(prompts_csv: str | Path, distributions: Mapping[tuple
                     if not target_drawn:
                         ax.bar(points, target, width=0.9, color="#dddddd", label="target")
                         target_drawn = True
-                    ax.plot(points, probs, marker="o", markersize=3, color=_color(variant), label=label)
+                    ax.plot(points, probs, **line_style(variant), markersize=4, markevery=_every(points), label=label)
                     ax.set_ylabel("probability")
                 else:
                     if not target_drawn:
                         ax.plot(points, np.cumsum(target), color="black", linewidth=2.2, label="target")
                         target_drawn = True
-                    ax.plot(points, np.cumsum(probs), color=_color(variant), label=label)
+                    ax.plot(points, np.cumsum(probs), **line_style(variant), markersize=4, markevery=_every(points),
+                            label=label)
                     ax.set_ylabel("cumulative probability")
             ax.set_xlabel("value")
             ax.set_title(f"{model}: {title}\n{distribution_id}", fontsize=8)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=8)
     fig.suptitle(f"Exact model distributions against the target (renormalized over the grid){note}",
                  fontsize=9)
     fig.tight_layout()
@@ -201,15 +207,15 @@ def plot_valid_rate(summary_csv: str | Path, pdf_path: str | Path, png_path: str
                 part = summary[(summary["split"] == split) & (summary["variant"] == variant)]
                 values = part.set_index("model").reindex(models)[measure].to_numpy(dtype=float)
                 x = np.arange(len(models)) + (offset - (len(variants) * len(measures) - 1) / 2) * width
-                ax.bar(x, values, width, color=_color(variant),
-                       hatch="//" if measure == "exact_valid_mass" else None, edgecolor="white",
+                # The variant by colour and hatch, the measure by shade (exact: lighter).
+                ax.bar(x, values, width, **bar_style(variant), alpha=0.5 if measure == "exact_valid_mass" else 1.0,
                        label=f"{variant}: {label}")
                 offset += 1
         ax.set_ylim(0, 1.05)
         ax.set_xticks(np.arange(len(models)), models, fontsize=8)
         ax.set_ylabel("fraction (family mean)")
         ax.set_title(SPLIT_TITLES[split])
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=8)
     fig.suptitle(f"Valid answers: parsed numbers inside the support{note}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)

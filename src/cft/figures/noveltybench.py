@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cft.figures.fidelity import _color, _variant_order
-from cft.figures.style import plt, save_figure
+from cft.figures.fidelity import _variant_order
+from cft.figures.style import bar_style, plt, save_figure
 
 PANELS = [("mean_distinct", "mean distinct classes (of k)"), ("mean_utility", "mean utility (0-10, p=0.8)")]
 
@@ -40,7 +40,7 @@ def plot_noveltybench(summary_csv: str | Path, pdf_path: str | Path, png_path: s
                 values = (subset[subset["variant"] == variant].set_index("model").reindex(models)[column]
                           .to_numpy(dtype=float))
                 x = np.arange(len(models)) + (k - (len(variants) - 1) / 2) * width
-                ax.bar(x, values, width, color=_color(variant), label=variant)
+                ax.bar(x, values, width, **bar_style(variant), label=variant)
             ax.set_xticks(np.arange(len(models)), models, fontsize=8)
             ax.set_xlabel("model")
             ax.set_ylabel(label)
@@ -48,7 +48,7 @@ def plot_noveltybench(summary_csv: str | Path, pdf_path: str | Path, png_path: s
             k_value = int(subset["k"].max()) if len(subset) else 0
             ax.set_title(f"nb-{prompt_set} ({num_prompts} prompts, k={k_value})", fontsize=9)
             ax.set_ylim(0, 1.08 * (k_value if column == "mean_distinct" and k_value else 10))
-    axes[0, -1].legend(fontsize=7, title="variant", title_fontsize=7, loc="lower right", framealpha=0.9)
+    axes[0, -1].legend(fontsize=8, title="variant", title_fontsize=8, loc="lower right", framealpha=0.9)
     fig.suptitle("NoveltyBench: distinct answers and utility\n" + judges_note(summary) + note, fontsize=8)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)

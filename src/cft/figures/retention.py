@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cft.figures.fidelity import _color, _variant_order
-from cft.figures.style import plt, save_figure
+from cft.figures.fidelity import _variant_order
+from cft.figures.style import bar_style, plt, save_figure
 
 
 def _bars(ax, table: pd.DataFrame, value: str, delta: str, models: list[str], variants: list[str]) -> None:
@@ -21,13 +21,13 @@ def _bars(ax, table: pd.DataFrame, value: str, delta: str, models: list[str], va
         part = table[table["variant"] == variant].set_index("model").reindex(models)
         values = part[value].to_numpy(dtype=float)
         x = np.arange(len(models)) + (k - (len(variants) - 1) / 2) * width
-        ax.bar(x, np.nan_to_num(values), width, color=_color(variant), label=variant)
+        ax.bar(x, np.nan_to_num(values), width, **bar_style(variant), label=variant)
         if variant == "base":
             continue
         for position, v, d in zip(x, values, part[delta].to_numpy(dtype=float), strict=True):
             if np.isfinite(v) and np.isfinite(d):
                 ax.annotate(f"{d:+.3f}", (position, v), xytext=(0, 2), textcoords="offset points",
-                            ha="center", va="bottom", fontsize=6, rotation=90)
+                            ha="center", va="bottom", fontsize=8, rotation=90)
     ax.set_xticks(np.arange(len(models)), models, fontsize=8)
     ax.set_xlabel("model", fontsize=8)
     ax.margins(y=0.25)
@@ -55,7 +55,7 @@ def plot_retention_tasks(table_csv: str | Path, pdf_path: str | Path, png_path: 
             bottom.set_ylabel("ECE, 15 bins" if col == 0 else "")
         else:
             bottom.set_axis_off()
-    axes[0][-1].legend(fontsize=7, title="variant", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0][-1].legend(fontsize=8, title="variant", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Retention: task scores and confidence calibration" + note, fontsize=9)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
@@ -77,7 +77,7 @@ def plot_retention_perplexity(table_csv: str | Path, pdf_path: str | Path, png_p
         ax.set_ylim(bottom=0.0)
         ax.set_title(f"{slice_name}\n{int(part['num_tokens'].iloc[0])} tokens", fontsize=8)
         ax.set_ylabel("bits per byte (Δ vs base above bars)" if col == 0 else "")
-    axes[0][-1].legend(fontsize=7, title="variant", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0][-1].legend(fontsize=8, title="variant", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     source = "stand-in: public-domain Shakespeare in PALOMA's layout" if stand_in else "PALOMA"
     context = f"context {int(table['context_length'].iloc[0])}, stride {int(table['stride'].iloc[0])}"
     fig.suptitle(f"Retention: perplexity ({source}; {context})" + note, fontsize=9)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cft.figures.style import METHOD_COLORS, plt, save_figure
+from cft.figures.style import line_style, plt, save_figure
 
 LOSS_LABELS = {
     "soft": "soft: mean per-step KL(target || model) [nats]",
@@ -25,15 +25,16 @@ def plot_training_curves(logs: Mapping[tuple[str, str], str | Path], pdf_path: s
             if log_model != model:
                 continue
             frame = pd.read_csv(path)
-            color = METHOD_COLORS.get(method)
-            ax.plot(frame["step"], frame["loss"], color=color, alpha=0.25, linewidth=0.8)
+            style = line_style(method)
+            raw, = ax.plot(frame["step"], frame["loss"], color=style.get("color"), alpha=0.25, linewidth=0.8)
             smoothed = frame["loss"].rolling(smoothing, min_periods=1).mean()
-            ax.plot(frame["step"], smoothed, color=color, linewidth=1.8,
+            ax.plot(frame["step"], smoothed, **{"color": raw.get_color(), **style}, linewidth=1.8,
+                    markevery=max(1, len(frame) // 10), markersize=5,
                     label=f"{LOSS_LABELS.get(method, method)} ({smoothing}-step mean)")
         ax.set_title(f"{model}: training loss")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss [nats]")
         ax.set_yscale("log")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)

@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 
 from cft.figures.fidelity import _color, _variant_order
-from cft.figures.style import plt, save_figure
+from cft.figures.style import OKABE_ITO, bar_style, line_style, plt, save_figure
 from cft.io import read_jsonl
 from cft.transfer.mcq import LETTERS
 
-LETTER_COLORS = {"A": "#4c72b0", "B": "#55a868", "C": "#c44e52", "D": "#8172b2"}
+# Okabe-Ito colours (cft.figures.style) for the answer letters, told apart under colour-vision deficiency.
+LETTER_COLORS = {"A": OKABE_ITO["blue"], "B": OKABE_ITO["orange"], "C": OKABE_ITO["bluish_green"],
+                 "D": OKABE_ITO["reddish_purple"]}
+LETTER_HATCHES = {"A": "", "B": "//", "C": "..", "D": "xx"}
 
 
 def _grouped_bars(ax, summary: pd.DataFrame, models: list[str], variants: list[str], column: str) -> None:
@@ -25,9 +28,9 @@ def _grouped_bars(ax, summary: pd.DataFrame, models: list[str], variants: list[s
         values = (summary[summary["variant"] == variant].set_index("model").reindex(models)[column]
                   .to_numpy(dtype=float))
         x = np.arange(len(models)) + (k - (len(variants) - 1) / 2) * width
-        ax.bar(x, values, width, color=_color(variant), label=variant)
+        ax.bar(x, values, width, **bar_style(variant), label=variant)
         for position in x[~np.isfinite(values)]:
-            ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=6, ha="center", va="bottom",
+            ax.text(position, 0.02, f"{variant}: n/a", rotation=90, fontsize=8, ha="center", va="bottom",
                     transform=ax.get_xaxis_transform())
     ax.set_xlim(-0.5, len(models) - 0.5)  # every slot kept, so that an n/a mark stays inside the axes
     ax.set_xticks(np.arange(len(models)), models, fontsize=8)
@@ -50,8 +53,11 @@ def plot_openended_support(summary_csv: str | Path, pdf_path: str | Path, png_pa
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for _, row in summary.iterrows():
-        axes[0].plot(thresholds, row[threshold_columns].to_numpy(dtype=float), color=_color(row["variant"]),
-                     marker=markers[models.index(row["model"]) % len(markers)], markersize=3,
+        # The variant by colour and line style, the model by marker.
+        style = line_style(row["variant"])
+        axes[0].plot(thresholds, row[threshold_columns].to_numpy(dtype=float), color=style.get("color"),
+                     linestyle=style.get("linestyle"), marker=markers[models.index(row["model"]) % len(markers)],
+                     markersize=3,
                      label=f"{row['model']} {row['variant']}")
     # A prompting variant (SSoT) has no support size; with only such rows there is nothing to log-scale.
     has_support = bool(np.isfinite(summary[threshold_columns].to_numpy(dtype=float)).any())
@@ -60,14 +66,14 @@ def plot_openended_support(summary_csv: str | Path, pdf_path: str | Path, png_pa
     axes[0].set_xlabel("probability mass threshold t")
     axes[0].set_ylabel("mean support size [tokens]")
     axes[0].set_title("First-token support size vs. threshold", fontsize=9)
-    axes[0].legend(fontsize=6)
+    axes[0].legend(fontsize=8)
 
     _grouped_bars(axes[1], summary, models, variants, "support_size_mean")
     if has_support:
         axes[1].set_yscale("log")
     axes[1].set_ylabel(f"mean support size at t={headline:g} [tokens]")
     axes[1].set_title(f"Support size (t={headline:g}; higher = more spread)", fontsize=9)
-    axes[1].legend(fontsize=7, title="variant", title_fontsize=7)
+    axes[1].legend(fontsize=8, title="variant", title_fontsize=8)
 
     _grouped_bars(axes[2], summary, models, variants, "unique_rate_mean")
     axes[2].set_ylim(0, 1.05)
@@ -121,9 +127,9 @@ def plot_openended_case_studies(samples_jsonls: Sequence[str | Path], categories
             y = np.arange(len(shares))
             for k, variant in enumerate(variants):
                 ax.barh(y + (k - (len(variants) - 1) / 2) * height, shares[variant].to_numpy(), height,
-                        color=_color(variant), label=variant)
+                        **bar_style(variant), label=variant)
             labels = [label if len(label) <= 28 else label[:27] + "…" for label in shares.index]
-            ax.set_yticks(y, labels, fontsize=7)
+            ax.set_yticks(y, labels, fontsize=8)
             ax.invert_yaxis()
             ax.set_xlim(0, 1)
             ax.set_xlabel("share of samples")
@@ -131,7 +137,7 @@ def plot_openended_case_studies(samples_jsonls: Sequence[str | Path], categories
                      .groupby("variant").size().max()))
             ax.set_title(f"{model}: a random {category} ({n} samples per variant)", fontsize=9)
             if row == 0 and col == len(categories) - 1:
-                ax.legend(fontsize=7, title="variant", title_fontsize=7)
+                ax.legend(fontsize=8, title="variant", title_fontsize=8)
     fig.suptitle(f"Case studies: answer shares (casefolded, punctuation trimmed){note}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
@@ -156,14 +162,14 @@ def plot_openended_choices(choices_csv: str | Path, pdf_path: str | Path, png_pa
         for k, variant in enumerate(variants):
             rows = part[part["variant"] == variant].set_index("answer").reindex(answers)
             ax.bar(x + (k - (len(variants) - 1) / 2) * width, rows["share"].to_numpy(dtype=float), width,
-                   color=_color(variant),
+                   **bar_style(variant),
                    label=f"{variant} ({rows['set_mass'].iloc[0]:.3f}, {rows['normalized_entropy'].iloc[0]:.2f})")
         ax.axhline(1 / len(answers), color="black", linewidth=0.8, linestyle="--")
         ax.set_xticks(x, answers, fontsize=8)
         ax.set_xlim(-0.5, len(answers) - 0.5)
         ax.set_ylabel("share of the set's probability", fontsize=8)
         ax.set_title(f"{model}: {part['prompt'].iloc[0]}", fontsize=9)
-        ax.legend(fontsize=7, title="variant (mass on the set,\nnormalized entropy)", title_fontsize=7,
+        ax.legend(fontsize=8, title="variant (mass on the set,\nnormalized entropy)", title_fontsize=8,
                   loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Exact answer probabilities on closed answer sets: the answer, then the end of the line, "
                  f"teacher-forced (dashed: uniform){note}", fontsize=9)
@@ -189,27 +195,28 @@ def plot_mcq_positions(summary_csv: str | Path, pdf_path: str | Path, png_path: 
     bottom = np.zeros(len(bars))
     for letter in LETTERS:
         shares = np.array([indexed.loc[bar, f"share_{letter}"] for bar in bars], dtype=float)
-        ax_shares.bar(x, np.nan_to_num(shares), 0.7, bottom=bottom, color=LETTER_COLORS[letter], label=letter)
+        ax_shares.bar(x, np.nan_to_num(shares), 0.7, bottom=bottom, color=LETTER_COLORS[letter],
+                      hatch=LETTER_HATCHES[letter], edgecolor="white", label=letter)
         bottom += np.nan_to_num(shares)
     for position, bar in zip(x, bars):
         tv = float(indexed.loc[bar, "tv_from_uniform"])
         text = f"TV {tv:.2f}\nn={int(indexed.loc[bar, 'num_valid'])}" if np.isfinite(tv) else "no valid\nTV n/a"
-        ax_shares.text(position, 1.02, text, ha="center", va="bottom", fontsize=6)
+        ax_shares.text(position, 1.02, text, ha="center", va="bottom", fontsize=8)
     ax_shares.axhline(0.25, color="black", linewidth=0.6, linestyle=":")
     ax_shares.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
     ax_shares.axhline(0.75, color="black", linewidth=0.6, linestyle=":")
     ax_shares.set_ylim(0, 1.18)
-    ax_shares.set_xticks(x, labels, fontsize=7)
+    ax_shares.set_xticks(x, labels, fontsize=8)
     ax_shares.set_ylabel("share of valid MCQs")
     ax_shares.set_title("Declared correct answer position (dotted: uniform)", fontsize=9)
-    ax_shares.legend(fontsize=7, title="answer", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_shares.legend(fontsize=8, title="answer", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
     valid = np.array([indexed.loc[bar, "valid_rate"] for bar in bars], dtype=float)
     ax_valid.bar(x, valid, 0.7, color=[_color(variant) or "#999999" for _, variant in bars])
     for position, rate in zip(x, valid):
-        ax_valid.text(position, rate + 0.01, f"{rate:.2f}", ha="center", va="bottom", fontsize=7)
+        ax_valid.text(position, rate + 0.01, f"{rate:.2f}", ha="center", va="bottom", fontsize=8)
     ax_valid.set_ylim(0, 1.05)
-    ax_valid.set_xticks(x, labels, fontsize=7)
+    ax_valid.set_xticks(x, labels, fontsize=8)
     ax_valid.set_ylabel("valid rate (strict format)")
     n_samples = ", ".join(str(n) for n in sorted(summary["num_samples"].unique()))
     ax_valid.set_title(f"Valid rate ({n_samples} generations)", fontsize=9)

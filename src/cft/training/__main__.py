@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--snapshots-dir", default=None, help="where the adapter snapshots of the fidelity curve go")
+    parser.add_argument("--tensorboard-dir", default=None, help="TensorBoard event files (default: none)")
     parser.add_argument("--device", default=None, help="default: this process's GPU, else CUDA if present, else CPU")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         train_from_workflow(model_record=args.model_record, prompts_path=args.prompts,
                             settings=json.loads(args.settings), checkpoint_dir=args.checkpoint_dir,
                             adapter_dir=args.adapter_dir, log_csv=args.log_csv, record_path=args.record,
-                            threads=args.threads, device=device, snapshots_dir=args.snapshots_dir)
+                            threads=args.threads, device=device, snapshots_dir=args.snapshots_dir,
+                            tensorboard_dir=args.tensorboard_dir)
     finally:
         destroy_process_group()
 

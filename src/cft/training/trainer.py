@@ -17,6 +17,9 @@ LoRA setup, AdamW with a cosine schedule, and the run directory:
     <out>/adapter/                 the final adapter (PEFT save_pretrained)
     <out>/DONE                     written last
 
+With `tensorboard_dir` (the workflow's `train.report_to: [tensorboard]`) the loss, learning rate and
+tokens per second of every optimizer step also go to TensorBoard event files there while the job runs.
+
 Resuming is exact: the data order and every example's seed are functions of (seed, epoch, batch
 index), and the checkpoint holds everything else that changes during training (LoRA weights,
 optimizer and scheduler state, and the RNG that drives LoRA dropout). A run killed at any point and
@@ -104,6 +107,18 @@ def export_snapshots(run_dir: Path, target: str | os.PathLike, count: int | None
         write_json(tmp / SNAPSHOT_INDEX, {"steps": steps, "total_steps": total})
 
 
+def tensorboard_writer():
+    """torch's SummaryWriter, or a one-line error saying how to install what it needs."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RuntimeError(
+            "train.report_to: [tensorboard] needs the tensorboard package: pip install -c "
+            "requirements/constraints.txt -e \".[tensorboard]\" (or set train.report_to: [])"
+        ) from None
+    return SummaryWriter
+
+
 class TrainingAlreadyDone(RuntimeError):
     """The output directory holds a finished run of the same settings."""
 
@@ -173,7 +188,8 @@ class CalibrationTrainer:
     method: ClassVar[str]
 
     def __init__(self, model, tokenizer, prompts: Sequence[Any], config: TrainConfig,
-                 out_dir: str | os.PathLike, *, chat: ChatOptions | None = None, progress: bool = True):
+                 out_dir: str | os.PathLike, *, chat: ChatOptions | None = None, progress: bool = True,
+                 tensorboard_dir: str | os.PathLike | None = None):
         registered = get_method(config.method)
         if registered.trainer is not type(self):
             raise ValueError(f"{type(self).__name__} does not train method {config.method!r} "
@@ -227,6 +243,8 @@ class CalibrationTrainer:
         self.step = 0
         self.log_rows: list[dict[str, Any]] = []
         self.snapshot_steps = set(snapshot_steps(self.total_steps, config.snapshots))
+        self.tensorboard_dir = tensorboard_dir
+        self.tensorboard = None
 
     # ---- what differs between the methods -------------------------------------------------------
 
@@ -249,31 +267,48 @@ class CalibrationTrainer:
     def train(self, force: bool = False) -> Path:
         """Train to the end (resuming from the newest checkpoint) and return the adapter folder."""
         check_out_dir(self.out_dir, self.fingerprint, force)
+        started = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         barrier()  # every process has checked the run directory before process 0 writes to it
         if is_main_process():
             write_json(self.out_dir / CONFIG_FILE, self.run_record())
         self.resume()
+        if self.step == 0:
+            log.info("%s training from scratch: %d steps (%d per epoch, %d epochs), %d trainable LoRA "
+                     "parameters, %s on %s, run folder %s", self.method, self.total_steps, self.steps_per_epoch,
+                     self.config.epochs, sum(p.numel() for _, p in self.trainable), self.base_dtype, self.device,
+                     self.out_dir)
+        first_step = self.step
+        self.open_tensorboard()
 
         interactive = sys.stderr.isatty()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{self.method} training", unit="step",
                    file=sys.stderr, disable=not self.progress, mininterval=1 if interactive else 30)
-        first_epoch, first_batch = divmod(self.step, self.steps_per_epoch)
-        for epoch in range(first_epoch, self.config.epochs):
-            batches = epoch_batches(self.family_ids, seed=self.config.seed, epoch=epoch,
-                                    batch_size=self.config.batch_size, rank=self.rank,
-                                    world_size=self.world_size)
-            for b in range(first_batch if epoch == first_epoch else 0, len(batches)):
-                if self.step >= self.total_steps:
-                    break
-                row = self.training_step(batches[b], epoch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
-                if (self.step % self.config.checkpoint_every == 0 or b == len(batches) - 1
-                        or self.step == self.total_steps or self.step in self.snapshot_steps):
-                    self.save_checkpoint()
-        bar.close()
-        return self.finish()
+        try:
+            first_epoch, first_batch = divmod(self.step, self.steps_per_epoch)
+            for epoch in range(first_epoch, self.config.epochs):
+                batches = epoch_batches(self.family_ids, seed=self.config.seed, epoch=epoch,
+                                        batch_size=self.config.batch_size, rank=self.rank,
+                                        world_size=self.world_size)
+                for b in range(first_batch if epoch == first_epoch else 0, len(batches)):
+                    if self.step >= self.total_steps:
+                        break
+                    row = self.training_step(batches[b], epoch)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                    if (self.step % self.config.checkpoint_every == 0 or b == len(batches) - 1
+                            or self.step == self.total_steps or self.step in self.snapshot_steps):
+                        self.save_checkpoint()
+        finally:
+            # Also on a crash: the steps trained so far reach the event file.
+            bar.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+        adapter = self.finish()
+        if self.step > first_step:
+            log.info("%s training: steps %d-%d in %.1f s, final loss %.4f; adapter in %s", self.method,
+                     first_step + 1, self.step, time.perf_counter() - started, self.log_rows[-1]["loss"], adapter)
+        return adapter
 
     def training_step(self, batch_items: Sequence[tuple[int, int]], epoch: int) -> dict[str, Any]:
         start = time.perf_counter()
@@ -298,7 +333,21 @@ class CalibrationTrainer:
             "tokens": int(batch["attention_mask"].sum()), "seconds": time.perf_counter() - start,
         }
         self.log_rows.append(row)
+        if self.tensorboard is not None:
+            for name in ("loss", "lr"):
+                self.tensorboard.add_scalar(f"train/{name}", row[name], self.step)
+            self.tensorboard.add_scalar("train/tokens_per_second", row["tokens"] / row["seconds"], self.step)
         return row
+
+    def open_tensorboard(self) -> None:
+        """Start the event file of this attempt (process 0 only). `purge_step`: a killed attempt logged
+        steps past its last checkpoint, which this attempt repeats; TensorBoard drops those."""
+        if self.tensorboard_dir is None or not is_main_process():
+            return
+        SummaryWriter = tensorboard_writer()
+        # flush_secs: the curves appear within seconds while the job runs.
+        self.tensorboard = SummaryWriter(log_dir=str(self.tensorboard_dir), purge_step=self.step + 1, flush_secs=10)
+        log.info("TensorBoard event files: %s", self.tensorboard_dir)
 
     # ---- checkpoints and outputs ----------------------------------------------------------------
 
@@ -476,7 +525,7 @@ register_method("hard", HardTargetTrainer, paper_output_space, epochs=2, max_bin
 def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
           config: TrainConfig | Mapping[str, Any], device: str = "cpu", threads: int | None = None, *,
           dtype: str = "auto", chat: ChatOptions | None = None, force: bool = False,
-          progress: bool = True) -> Path:
+          progress: bool = True, tensorboard_dir: str | os.PathLike | None = None) -> Path:
     """Train one adapter into `out_dir` and return its folder (see the module docstring)."""
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict({"method": method, **config})
@@ -491,14 +540,20 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
     fingerprint = run_fingerprint(config, prompts, prompt_token_ids(tokenizer, prompts, chat),
                                   AutoConfig.from_pretrained(str(model_dir)), torch_dtype)
     check_out_dir(out_dir, fingerprint, force)
+    if tensorboard_dir is not None:
+        tensorboard_writer()  # fail before the weights load, not after
+    start = time.perf_counter()
     model = load_model(model_dir, dtype, device)
-    trainer = get_method(method).trainer(model, tokenizer, prompts, config, out_dir, chat=chat, progress=progress)
+    log.info("loaded %s (%s on %s) in %.1f s", model_dir, torch_dtype, device, time.perf_counter() - start)
+    trainer = get_method(method).trainer(model, tokenizer, prompts, config, out_dir, chat=chat, progress=progress,
+                                         tensorboard_dir=tensorboard_dir)
     return trainer.train()
 
 
 def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mapping[str, Any],
                         checkpoint_dir: str, adapter_dir: str, log_csv: str, record_path: str,
-                        threads: int, device: str | None = None, snapshots_dir: str | None = None) -> None:
+                        threads: int, device: str | None = None, snapshots_dir: str | None = None,
+                        tensorboard_dir: str | None = None) -> None:
     """The `train_adapter` rule: train in `checkpoint_dir`, then copy the results to the rule's outputs.
 
     Training lives outside the rule's outputs so that Snakemake's cleanup of a failed job keeps its
@@ -512,7 +567,7 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
         method=config.method, prompts=read_specs(prompts_path), model_dir=record["path"],
         out_dir=checkpoint_dir, config=config,
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"), threads=threads,
-        dtype=record["dtype"], chat=ChatOptions(**record["chat"]),
+        dtype=record["dtype"], chat=ChatOptions(**record["chat"]), tensorboard_dir=tensorboard_dir,
     )
     run = Path(checkpoint_dir)
     try:
@@ -531,6 +586,7 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
 
     if not is_main_process():
         return
+    start = time.perf_counter()
     if snapshots_dir is not None:
         export_snapshots(run, snapshots_dir, config.snapshots)
     with atomic_path(adapter_dir, directory=True) as tmp:
@@ -538,3 +594,5 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     for name, target in ((LOG_FILE, log_csv), (CONFIG_FILE, record_path)):
         with atomic_path(target) as tmp:
             shutil.copyfile(run / name, tmp)
+    log.info("exported %s to %s, %s and %s (%.1f s)", run, adapter_dir, log_csv, record_path,
+             time.perf_counter() - start)

@@ -1,0 +1,77 @@
+"""`cft train`: one adapter from a config file, without the workflow.
+
+It runs the jobs that the workflow's `all` runs before `train_adapter` (make_split for the train
+split, select_train_subset, prepare_model), then `train_adapter` itself, through the same package
+functions the rules' scripts call, with the same settings (`cft.config.train_settings`) and the same
+layout under `out_dir` as under `results/`:
+
+    <out>/datasets/train.jsonl, train_subset.jsonl
+    <out>/models/<model>.json
+    <out>/checkpoints/<model>/<method>/            (resumed when rerun)
+    <out>/adapters/<model>/<method>/adapter/, train_log.csv, train_config.json
+    <out>/tensorboard/<model>/<method>/           (with train.report_to: [tensorboard])
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cft.config import ConfigError, ablation_variants, load_config, model_entry, train_settings
+
+log = logging.getLogger(__name__)
+
+
+def train_one_adapter(config_paths: Sequence[str], model: str, method: str, out_dir: str, *,
+                      threads: int = 1, cache_dir: str = "resources/models") -> Path:
+    """Train the adapter of (model, method) under `out_dir`; return the adapter folder."""
+    import torch
+
+    from cft.datasets import write_split, write_train_subset
+    from cft.launch import tensorboard_dir, train_adapter_job
+    from cft.models import prepare_model
+    from cft.training.methods import METHODS
+
+    config = load_config(*config_paths)
+    entry = model_entry(config, model)
+    trainable = sorted(set(METHODS) | set(ablation_variants(config)))
+    if method not in trainable:
+        raise ConfigError(f"--method {method!r} is not a training method or ablation of this config; "
+                          f"one of {', '.join(trainable)}")
+    out = Path(out_dir)
+    data = config["data"]
+
+    start = time.perf_counter()
+    train_split = out / "datasets" / "train.jsonl"
+    if not train_split.exists():
+        write_split(split="train", out_path=train_split, train_families=data["train_families"],
+                    heldout_families=data["heldout_families"], selection=data["selection"],
+                    decimals=config["train"]["soft"]["decimals"], max_bins=config["train"]["soft"]["max_bins"],
+                    quantile_low=data["quantile_low"], quantile_high=data["quantile_high"])
+    prompts = out / "datasets" / "train_subset.jsonl"
+    write_train_subset(train_split, prompts, size=data["train_prompts"], seed=config["seed"])
+    log.info("training prompts: %s (%.1f s)", prompts, time.perf_counter() - start)
+
+    start = time.perf_counter()
+    record = out / "models" / f"{model}.json"
+    prepare_model(entry, cache_dir=cache_dir, out_path=record)
+    log.info("model record: %s (%.1f s)", record, time.perf_counter() - start)
+
+    device = None if config["device"] == "auto" else config["device"]
+    uses_cuda = device != "cpu" and torch.cuda.is_available()
+    adapter_root = out / "adapters" / model / method
+    start = time.perf_counter()
+    train_adapter_job(
+        launcher=config["train"].get("launcher", {"kind": "none"}),
+        gpus=torch.cuda.device_count() if uses_cuda else 0,
+        model_record=str(record), prompts_path=str(prompts),
+        settings=train_settings(config, model, method),
+        checkpoint_dir=str(out / "checkpoints" / model / method),
+        adapter_dir=str(adapter_root / "adapter"), log_csv=str(adapter_root / "train_log.csv"),
+        record_path=str(adapter_root / "train_config.json"), threads=threads, device=device,
+        tensorboard_dir=tensorboard_dir(config, model, method, results=str(out)),
+    )
+    log.info("adapter: %s (training %.1f s)", adapter_root / "adapter", time.perf_counter() - start)
+    return adapter_root / "adapter"
