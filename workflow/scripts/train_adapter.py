@@ -1,9 +1,11 @@
 import sys
 
+from cft.jobs import log_to
 from cft.launch import train_adapter_job
 
 if __name__ == "__main__":
-    sys.stderr = open(snakemake.log[0], "w")
+    # INFO logging too: a retried job's "resumed ... from <checkpoint>" goes to its log.
+    log_to(snakemake.log[0])
     train_adapter_job(
         # Read from the config rather than params, so that adding the launcher left the params
         # (and with them the finished jobs) of existing configs unchanged. `snakemake.config` is the
