@@ -50,7 +50,7 @@ rule evaluate_openended:
         "logs/evaluate_openended/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_openended/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -72,7 +72,7 @@ rule evaluate_mcq:
         "logs/evaluate_mcq/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_mcq/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -93,7 +93,7 @@ rule evaluate_choices:
         "logs/evaluate_choices/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_choices/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=30,
