@@ -110,8 +110,8 @@ class JobResources(dict):
 
 
 def dry_run_jobs(stdout: str):
-    """(rule, threads, resources) of every job a dry run lists; local rules (run by the workflow's own
-    process, never submitted) are left out."""
+    """(rule, threads, resources) of every job a dry run lists. A dry run does not mark local rules
+    (tables, figures: never submitted), so they are listed too; they request no GPU."""
     for block in stdout.split("\n\n"):
         match = re.search(r"^rule (\w+):$", block, re.M)
         if not match:
