@@ -1,9 +1,11 @@
-"""The cluster profiles: the SLURM plugin's own submission of a GPU training job, the one-GPU-box
-profile's resource limits, and the ablation variants of the paper config in the DAG."""
+"""The cluster profiles: the SLURM plugin's own submission of a GPU training job, the partition of
+every job of the paper matrix, the one-GPU-box profile's resource limits, and the ablation variants of
+the paper config in the DAG."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from cft.config import ablation_variants, load_config
 from test_workflow import job_counts, snakemake
@@ -96,11 +99,83 @@ def test_slurm_submission_of_an_ablation_job(repo_root, tmp_path):
     assert "train_adapter:model=qwen3_1p7b,method=hard_s8_e4" in call
 
 
+class JobResources(dict):
+    """A job's resources as the plugin reads them: `.get(name)` and attribute access."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def dry_run_jobs(stdout: str):
+    """(rule, threads, resources) of every job a dry run lists. A dry run does not mark local rules
+    (tables, figures: never submitted), so they are listed too; they request no GPU."""
+    for block in stdout.split("\n\n"):
+        match = re.search(r"^rule (\w+):$", block, re.M)
+        if not match:
+            continue
+        threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
+        resources = JobResources()
+        listed = re.search(r"^\s+resources: (.*)$", block, re.M)
+        for item in listed.group(1).split(", ") if listed else []:
+            name, value = item.split("=", 1)
+            resources[name] = int(value) if value.isdigit() else value
+        yield match.group(1), int(threads.group(1)) if threads else 1, resources
+
+
+def test_paper_matrix_routes_every_gpu_job_to_the_gpu_partition(repo_root):
+    """Every job of the paper config, as the SLURM plugin would submit it under profiles/slurm: the
+    plugin's own partition selection (from the profile's partitions.yaml) and its sbatch arguments
+    for the resources the dry run resolved. Jobs requesting a GPU go to `gpu` with their GPUs and
+    CPUs per GPU; all others to `cpu` without a GPU."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm import Executor
+    from snakemake_executor_plugin_slurm.partitions import read_partition_file
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    result = snakemake(repo_root, "-n", "--forceall", "--workflow-profile", "profiles/slurm",
+                       "--configfile=config/paper.yaml", "all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    profile = yaml.safe_load((repo_root / "profiles/slurm/config.yaml").read_text())
+    partitions = read_partition_file(repo_root / "profiles/slurm" / profile["slurm-partition-config"])
+    quiet = SimpleNamespace(debug=lambda *a: None, info=lambda *a: None, warning=lambda *a: None)
+    # The executor's own partition choice: a `slurm_partition` resource wins, else the best fit among
+    # the partitions; no fallback to the cluster's default partition (`_fallback_partition`).
+    executor = SimpleNamespace(_partitions=partitions, logger=quiet, _fallback_partition="(no partition fits)")
+    routed = {"cpu": set(), "gpu": set()}
+    jobs = list(dry_run_jobs(result.stdout))
+    assert len(jobs) > 900
+    for rule, threads, resources in jobs:
+        job = SimpleNamespace(name=rule, threads=threads, resources=resources)
+        partition_arg = Executor.get_partition_arg(executor, job)
+        partition = partition_arg.split()[-1]
+        params = dict(run_uuid="run", slurm_logfile="log", comment_str=rule, account="-A my_account",
+                      partition=partition_arg, workdir=None)
+        args = (get_submit_command(job, params) + set_gres_string(job)).split()
+        gpus = resources.get("gpu", 0)
+        where = f"{rule} {resources}"
+        if gpus > 0:
+            assert partition == "gpu", where
+            assert f"--gpus={gpus}" in args and "--cpus-per-gpu=8" in args, where
+        else:
+            assert partition == "cpu", where
+            assert not any("gpu" in arg for arg in args), where
+        routed[partition].add(rule)
+    # The rules the profile once listed by name, and those it missed (issue #16), all on GPUs.
+    assert {"train_adapter", "evaluate_fidelity", "evaluate_openended", "evaluate_mcq", "evaluate_choices",
+            "evaluate_tinybench", "evaluate_perplexity", "noveltybench_generate", "noveltybench_score",
+            "fit_temperature", "train_ats"} <= routed["gpu"]
+    assert {"prepare_model", "make_split"} <= routed["cpu"]
+
+
 def test_local_gpu_profile_requests_and_limits_gpus(repo_root):
     """On the CPU default, jobs ask for no GPU; the local-gpu profile switches the device to CUDA,
     so training and evaluation jobs ask for one, and caps the GPUs in use at once."""
-    import yaml
-
     profile = yaml.safe_load((repo_root / "profiles/local-gpu/config.yaml").read_text())
     assert profile["resources"]["gpu"] >= 1 and profile["config"]["device"] == "cuda"
     for args, gpus in ((["--workflow-profile", "profiles/local-gpu"], "gpu=1"), ([], "gpu=0")):

@@ -210,7 +210,7 @@ def needs_hf_backend(kind: VariantKind) -> bool:
     return kind.transforms_logits
 
 
-def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None, device: str, *,
+def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None, device: str | None, *,
                  files: Mapping[str, Any] | None = None, variant: str | None = None):
     """The evaluated model in eval mode: the base model transformed by its variant kind.
 
@@ -223,6 +223,8 @@ def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None
     if adapter_dir is not None:
         files["adapter"] = adapter_dir
     kind = resolve_kind(variant, files)
+    # `device: auto` reaches the jobs as None: CUDA when the machine has it.
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(model_record["path"], dtype=model_record["dtype"], device=device)
     return kind.apply(model, {key: Path(value) for key, value in files.items()})
 

@@ -26,7 +26,7 @@ rule fit_temperature:
         "logs/fit_temperature/{model}.log",
     benchmark:
         "benchmarks/fit_temperature/{model}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -50,7 +50,7 @@ rule train_ats:
         "logs/train_ats/{model}_{ats_variant}.log",
     benchmark:
         "benchmarks/train_ats/{model}_{ats_variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model, training=True),
         runtime=lambda wc: train_runtime_min(wc.model),

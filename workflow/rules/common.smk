@@ -98,6 +98,17 @@ def gpus_for(name):
     return 2 if model_size_b(name) > 14 else 1
 
 
+def model_job_threads():
+    """Threads of a job that runs a model: every core, except where the profile caps the GPUs in use
+    at once (`resources: gpu: N`, profiles/local-gpu): then the cores per GPU, so that N 1-GPU jobs
+    run side by side, each on its own device (cft.devices)."""
+    gpus = workflow.global_resources.get("gpu")
+    gpus = gpus.value if gpus is not None else None
+    if on_gpu() and gpus:
+        return max(workflow.cores // gpus, 1)
+    return max(workflow.cores, 1)
+
+
 def model_memory_mb(name, training=False):
     """Host memory: weights in fp32 on CPU (4 bytes/param) or bf16 staging on GPU, plus headroom."""
     bytes_per_param = 2 if on_gpu() else 4

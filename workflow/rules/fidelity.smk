@@ -13,7 +13,7 @@ rule evaluate_fidelity:
         "logs/evaluate_fidelity/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_fidelity/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),

@@ -50,7 +50,7 @@ rule noveltybench_generate:
         "logs/noveltybench_generate/{model}_{variant}_{nb_set}.log",
     benchmark:
         "benchmarks/noveltybench_generate/{model}_{variant}_{nb_set}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -75,7 +75,7 @@ rule noveltybench_score:
         "logs/noveltybench_score/{model}_{variant}_{nb_set}.log",
     benchmark:
         "benchmarks/noveltybench_score/{model}_{variant}_{nb_set}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=scorer_memory_mb,
         runtime=lambda wc: train_runtime_min(wc.model),

@@ -67,7 +67,7 @@ rule evaluate_tinybench:
         "logs/evaluate_tinybench/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_tinybench/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -88,7 +88,7 @@ rule evaluate_perplexity:
         "logs/evaluate_perplexity/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_perplexity/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),

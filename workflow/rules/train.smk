@@ -16,7 +16,7 @@ rule train_adapter:
         "logs/train_adapter/{model}_{method}.log",
     benchmark:
         "benchmarks/train_adapter/{model}_{method}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model, training=True),
         runtime=lambda wc: train_runtime_min(wc.model),

@@ -47,7 +47,7 @@ rule evaluate_openended:
         "logs/evaluate_openended/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_openended/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -69,7 +69,7 @@ rule evaluate_mcq:
         "logs/evaluate_mcq/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_mcq/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -90,7 +90,7 @@ rule evaluate_choices:
         "logs/evaluate_choices/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_choices/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=30,

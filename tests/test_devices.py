@@ -1,0 +1,94 @@
+"""GPU jobs on one machine (cft.devices, profiles/local-gpu): each job claims its own devices from a
+fake device list, without CUDA, and the profile's 1-GPU jobs fit side by side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cft.devices import bind_gpus, try_claim
+from test_workflow import snakemake
+
+# A job process: claim, report the devices it sees, hold them until its stdin closes.
+JOB = """
+import json, os, sys
+from cft.devices import bind_gpus
+claimed = bind_gpus(int(sys.argv[1]))
+print(json.dumps([claimed, os.environ["CUDA_VISIBLE_DEVICES"]]), flush=True)
+sys.stdin.read()
+"""
+
+
+def start_job(gpus: int, env: dict) -> tuple[subprocess.Popen, list]:
+    process = subprocess.Popen([sys.executable, "-c", JOB, str(gpus)], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    claimed, visible = json.loads(process.stdout.readline())
+    assert visible == ",".join(claimed)
+    return process, claimed
+
+
+def end_job(process: subprocess.Popen) -> None:
+    process.stdin.close()
+    assert process.wait(timeout=60) == 0
+
+
+def test_concurrent_jobs_get_their_own_devices(tmp_path, monkeypatch):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path), "CUDA_VISIBLE_DEVICES": "0,1,2",
+           "CFT_GPU_LOCK_DIR": str(tmp_path / "locks")}
+    first, one = start_job(1, env)
+    second, two = start_job(2, env)
+    try:
+        assert len(one) == 1 and len(two) == 2
+        assert sorted(one + two) == ["0", "1", "2"]
+        # Every device is held: a further claim gets none until a job ends.
+        assert try_claim(1, ["0", "1", "2"], tmp_path / "locks") is None
+    finally:
+        end_job(first)
+    # The ended job's device is free again (the kernel dropped its lock with the process).
+    monkeypatch.setattr("cft.devices._held", [])
+    assert try_claim(1, ["0", "1", "2"], tmp_path / "locks") == one
+    end_job(second)
+
+
+def test_jobs_claim_nothing_without_gpus_or_under_slurm(tmp_path):
+    base = {"CFT_GPU_LOCK_DIR": str(tmp_path / "locks")}
+    assert bind_gpus(0, {**base, "CUDA_VISIBLE_DEVICES": "0,1"}) == []
+    # The scheduler has bound the job's devices already.
+    slurm = {**base, "CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "7"}
+    assert bind_gpus(1, slurm) == [] and slurm["CUDA_VISIBLE_DEVICES"] == "0"
+    # A machine without GPUs: nothing to bind (CPU runs with a GPU profile still work).
+    assert bind_gpus(1, {**base, "CUDA_VISIBLE_DEVICES": ""}) == []
+
+
+def test_a_job_requesting_more_gpus_than_the_machine_has_fails(tmp_path):
+    with pytest.raises(RuntimeError, match="requests 2 GPUs but this machine has 1"):
+        bind_gpus(2, {"CFT_GPU_LOCK_DIR": str(tmp_path), "CUDA_VISIBLE_DEVICES": "0"})
+
+
+def test_local_gpu_profile_runs_one_gpu_jobs_side_by_side(repo_root):
+    """Under profiles/local-gpu (16 cores, 2 GPUs), every job that runs a model asks for 1 GPU and
+    16 / 2 = 8 threads: two of them fit the profile's limits at once. Without the GPU cap (the CPU
+    default), such a job takes every core."""
+    import yaml
+
+    profile = yaml.safe_load((repo_root / "profiles/local-gpu/config.yaml").read_text())
+    cores, gpus = profile["cores"], profile["resources"]["gpu"]
+    assert gpus >= 2
+    target = "results/fidelity/smollm2_135m/soft/distributions.json"
+    result = snakemake(repo_root, "-n", "--forceall", "--workflow-profile", "profiles/local-gpu", "--", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model_jobs = 0
+    for block in result.stdout.split("\n\n"):
+        if "gpu=1" not in block:
+            continue
+        model_jobs += 1
+        threads = int(next(line for line in block.splitlines() if line.strip().startswith("threads:")).split()[-1])
+        assert threads == cores // gpus, block
+        assert 2 * threads <= cores
+    assert model_jobs >= 2   # train_adapter and evaluate_fidelity
+    cpu = snakemake(repo_root, "-n", "--forceall", "--cores", "4", "--", target)
+    assert cpu.returncode == 0, cpu.stderr[-3000:]
+    assert "threads: 4" in cpu.stdout
