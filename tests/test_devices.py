@@ -92,3 +92,20 @@ def test_local_gpu_profile_runs_one_gpu_jobs_side_by_side(repo_root):
     cpu = snakemake(repo_root, "-n", "--forceall", "--cores", "4", "--", target)
     assert cpu.returncode == 0, cpu.stderr[-3000:]
     assert "threads: 4" in cpu.stdout
+
+
+def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
+    """A rule that declares a `gpu` resource runs a script that calls bind_gpus before CUDA starts;
+    otherwise two of its jobs on a many-GPU machine would share device 0."""
+    import re
+
+    rules = {}
+    for smk in (repo_root / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"\n(?=rule )", smk.read_text()):
+            script = re.search(r'script:\s*"\.\./scripts/([\w.]+)"', block)
+            if block.startswith("rule ") and "gpu=" in block and script:
+                rules[block.split()[1].rstrip(":")] = script.group(1)
+    assert len(rules) >= 11, rules
+    for rule, script in rules.items():
+        text = (repo_root / "workflow" / "scripts" / script).read_text()
+        assert "bind_gpus(snakemake.resources.gpu)" in text, (rule, script)

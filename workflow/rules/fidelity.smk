@@ -78,7 +78,7 @@ rule evaluate_curve:
         "logs/evaluate_curve/{model}_{method}.log",
     benchmark:
         "benchmarks/evaluate_curve/{model}_{method}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
@@ -152,7 +152,7 @@ rule evaluate_generalization:
         "logs/evaluate_generalization/{model}_{variant}.log",
     benchmark:
         "benchmarks/evaluate_generalization/{model}_{variant}.tsv"
-    threads: max(workflow.cores, 1)
+    threads: model_job_threads()
     resources:
         mem_mb=lambda wc: model_memory_mb(wc.model),
         runtime=lambda wc: train_runtime_min(wc.model),
