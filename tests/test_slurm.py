@@ -90,7 +90,7 @@ def tiny_workdir(repo_root: Path, workdir: Path, tiny_yaml: str) -> Path:
 
 
 def snakemake(repo_root, workdir, *args, env=None, wait=True):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "workflow" / "Snakefile"),
                "--configfile", "config/config.yaml", "tiny.yaml", *args]
     if not wait:
         return subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
