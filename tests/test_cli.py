@@ -104,10 +104,12 @@ BAD_TARGETS = {
     "binomial-n-1e17": (["target", "binomial", "n=1e17", "p=1e-16"],
                         "binomial n=1e+17 p=1e-16: the integer window [0, 1e+17] lies beyond 2**53, where float64 "
                         "cannot represent every integer"),
-    "negative-binomial-beyond-2^53": (["target", "negative_binomial", "r=3", "p=1e-300"],
-                                      "negative_binomial r=3 p=1e-300: the distribution's mean + 10 standard "
-                                      "deviations reaches inf, beyond 2**53, where float64 cannot represent every "
-                                      "integer"),
+    "negative-binomial-far": (["target", "negative_binomial", "r=3", "p=1e-300"],
+                              "negative_binomial r=3 p=1e-300: the distribution's mean + 10 standard deviations "
+                              "reaches inf, beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
+    "skellam-far": (["target", "skellam", "mu1=1e-15", "mu2=1e9"],
+                    "skellam mu1=1e-15 mu2=1e+09: the distribution's mean + 10 standard deviations reaches 1e+09, "
+                    "beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
     "scipy-refuses": (["target", "negative_binomial", "r=1e300", "p=0.5"],
                       "negative_binomial r=1e+300 p=0.5: scipy cannot evaluate this distribution (TypeError: ufunc "
                       "'_nbinom_mean' not supported for the input types, and the inputs could not be safely coerced "
@@ -117,7 +119,7 @@ BAD_TARGETS = {
                     "encountered in divide)"),
     "poisson-1e300": (["target", "poisson", "lambda=1e300"],
                       "poisson lambda=1e+300: the distribution's mean + 10 standard deviations reaches 1e+300, "
-                      "beyond 2**53, where float64 cannot represent every integer"),
+                      "beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
     # Options: integers of ASCII digits in their ranges, quantiles on their side of the median.
     "decimals-50": (["target", "gaussian", "mu=0", "sigma=1", "--decimals", "50"],
                     "argument --decimals: '50' is not in [0, 8] (see cft target --help)"),

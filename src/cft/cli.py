@@ -22,13 +22,13 @@ from typing import Any
 from cft.families import FAMILIES, get_family
 from cft.numbers import EMPTY, NON_FINITE, parse_integer, parse_number
 from cft.prompts import PromptSpec
-from cft.targets import check_window, output_space_for
+from cft.targets import MAX_INTEGER_REACH, check_window, output_space_for
 
 EXIT_USAGE = 2
 
 # The ranges of the config schema's train.<method>.decimals and max_bins.
 MAX_DECIMALS = 8
-MAX_BINS = 1_000_000
+MAX_BINS = MAX_INTEGER_REACH
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -121,8 +121,10 @@ def _cmd_target(args: argparse.Namespace) -> int:
             space = output_space_for(spec, **window)
     except ValueError as error:
         raise ValueError(f"{family.family_id} {given}: {error}") from None
-    except (ArithmeticError, TypeError, RuntimeWarning) as error:
-        # scipy refuses some extreme parameters with these (e.g. a negative binomial with r=1e300).
+    except (ArithmeticError, TypeError, RuntimeWarning, SystemError) as error:
+        # scipy refuses some extreme parameters with these (e.g. a negative binomial with r=1e300); a
+        # warning raised inside one of its ufuncs arrives as a SystemError caused by the warning.
+        error = error.__cause__ or error if isinstance(error, SystemError) else error
         detail = str(error).splitlines()[0] if str(error) else "no message"
         raise ValueError(f"{family.family_id} {given}: scipy cannot evaluate this distribution "
                          f"({type(error).__name__}: {detail})") from None

@@ -147,6 +147,8 @@ def continuous_window(dist, support, quantile_low: float, quantile_high: float) 
 
 # Grid indices k of the multiples k * 10**-decimals must stay exact in float64 (and fit int64).
 MAX_GRID_POINTS = 2**53
+# How far from 0 an integer target may reach (the most atoms a target may have, cft target's --max-bins).
+MAX_INTEGER_REACH = 1_000_000
 
 
 def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: int,
@@ -161,12 +163,13 @@ def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: 
     """
     lower, upper = support
     if integer_only:
-        # scipy's discrete quantiles search for their answer and can run for ever when it lies beyond
-        # float64's integers (a negative binomial with p=1e-300), so those are refused first.
+        # Checked before any quantile: scipy finds some discrete quantiles by stepping from 0 (Skellam's
+        # 10 at a time, so one at -10**9 takes hours) or never returns (a negative binomial with
+        # p=1e-300). A target holds at most MAX_INTEGER_REACH integers, so none needs to reach further.
         reach = abs(float(dist.mean())) + 10 * float(dist.std())
-        if not math.isfinite(reach) or reach > MAX_GRID_POINTS:
-            raise ValueError(f"the distribution's mean + 10 standard deviations reaches {reach:.3g}, beyond 2**53, "
-                             "where float64 cannot represent every integer")
+        if not math.isfinite(reach) or reach > MAX_INTEGER_REACH:
+            raise ValueError(f"the distribution's mean + 10 standard deviations reaches {reach:.3g}, beyond "
+                             f"{MAX_INTEGER_REACH:,} (scipy's search for its quantiles could take hours)")
         raw = [float(dist.ppf(quantile_low)) if lower is None else float(lower),
                float(dist.ppf(quantile_high)) if upper is None else float(upper)]
         if not all(np.isfinite(raw)):
