@@ -14,7 +14,7 @@ from strategies import valid_params
 from cft.families import FAMILIES, get_family
 from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES, build_splits
 from cft.prompts import PromptSpec
-from cft.targets import build_output_space, output_space_for, sample_index, sample_indices
+from cft.targets import build_output_space, check_window, output_space_for, sample_index, sample_indices
 
 
 def space_of(family_id: str, params: dict[str, float], **options):
@@ -228,3 +228,14 @@ def test_output_space_invariants(family_id, data, decimals):
     lower, upper = family.support(params)
     assert lower is None or numbers[0] >= lower - slack
     assert upper is None or numbers[-1] <= upper + slack
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_no_paper_prompt_fails_the_window_check():
+    """`check_window` (cft target's guard, which also treats scipy's warnings as errors) refuses only
+    windows the paper's prompts never need (at the soft targets' 1001 bins; hard targets keep more)."""
+    splits = build_splits(PAPER_TRAIN_FAMILIES, PAPER_HELDOUT_FAMILIES, "full_grid")
+    for spec in (spec for specs in splits.values() for spec in specs):
+        family = spec.family
+        check_window(family.distribution(spec.param_dict), family.support(spec.param_dict), family.integer_only,
+                     decimals=5, max_bins=1001, quantile_low=0.001, quantile_high=0.999)

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,13 +26,13 @@ from cft import __version__
 from cft.families import FAMILIES, get_family
 from cft.numbers import EMPTY, NON_FINITE, parse_integer, parse_number
 from cft.prompts import PromptSpec
-from cft.targets import check_window, output_space_for
+from cft.targets import MAX_INTEGER_REACH, check_window, output_space_for
 
 EXIT_USAGE = 2
 
 # The ranges of the config schema's train.<method>.decimals and max_bins.
 MAX_DECIMALS = 8
-MAX_BINS = 1_000_000
+MAX_BINS = MAX_INTEGER_REACH
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -111,15 +112,26 @@ def _cmd_target(args: argparse.Namespace) -> int:
     spec = PromptSpec(family.family_id, tuple((name, params[name]) for name in family.parameter_names))
     window = dict(decimals=args.decimals, max_bins=args.max_bins,
                   quantile_low=args.quantile_low, quantile_high=args.quantile_high)
-    # Refuse, before anything is allocated, a window the paper's construction would silently replace
-    # or truncate (its workflow prompts never need that; a hand-written one can).
+    given = " ".join(f"{name}={value:g}" for name, value in spec.params)
     try:
-        check_window(family.distribution(spec.param_dict), family.support(spec.param_dict), family.integer_only,
-                     **window)
+        # scipy warns (overflow, a series that did not converge) instead of failing on some extreme
+        # parameters; no prompt of the paper's grids warns, so a warning here is an error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            # Refuse, before anything is allocated, a window the paper's construction would silently
+            # replace or truncate (its workflow prompts never need that; a hand-written one can).
+            check_window(family.distribution(spec.param_dict), family.support(spec.param_dict),
+                         family.integer_only, **window)
+            space = output_space_for(spec, **window)
     except ValueError as error:
-        given = " ".join(f"{name}={value:g}" for name, value in spec.params)
         raise ValueError(f"{family.family_id} {given}: {error}") from None
-    space = output_space_for(spec, **window)
+    except (ArithmeticError, TypeError, RuntimeWarning, SystemError) as error:
+        # scipy refuses some extreme parameters with these (e.g. a negative binomial with r=1e300); a
+        # warning raised inside one of its ufuncs arrives as a SystemError caused by the warning.
+        error = error.__cause__ or error if isinstance(error, SystemError) else error
+        detail = str(error).splitlines()[0] if str(error) else "no message"
+        raise ValueError(f"{family.family_id} {given}: scipy cannot evaluate this distribution "
+                         f"({type(error).__name__}: {detail})") from None
     if args.json:
         print(json.dumps({"prompt": spec.prompt, "values": list(space.values),
                           "probs": [float(p) for p in space.probs]}))

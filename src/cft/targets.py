@@ -145,32 +145,44 @@ def continuous_window(dist, support, quantile_low: float, quantile_high: float) 
     return low, high
 
 
-# Grid indices k of multiples of 10**-decimals must stay exact in float64.
+# Grid indices k of the multiples k * 10**-decimals must stay exact in float64 (and fit int64).
 MAX_GRID_POINTS = 2**53
+# How far from 0 an integer target may reach (the most atoms a target may have, cft target's --max-bins).
+MAX_INTEGER_REACH = 1_000_000
 
 
 def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: int,
                  quantile_low: float, quantile_high: float) -> tuple[float, float]:
     """The window a target would be built over, or one ValueError line saying why it cannot be.
 
-    The workflow's prompts never need it; a hand-written prompt (`cft target`) can ask for a window
-    that the paper's construction would silently replace by its fallback [-10, 10] (a quantile that
-    is not finite, or a window that float64 collapses to a point), one that holds more integers than
-    `max_bins` keeps (the paper keeps the first `max_bins` values, dropping the rest of the mass), or
-    a grid too fine to index in float64.
+    No prompt of the paper's grids is refused (tests/test_targets.py); a hand-written prompt
+    (`cft target`) can ask for a window that the paper's construction would silently replace by its
+    fallback [-10, 10] (a quantile that is not finite, or a window that float64 collapses to a point),
+    one that holds more integers than `max_bins` keeps (the paper keeps the first `max_bins` values,
+    misplacing the rest of the mass), or one whose grid indices float64 cannot represent exactly.
     """
     lower, upper = support
     if integer_only:
+        # Checked before any quantile: scipy finds some discrete quantiles by stepping from 0 (Skellam's
+        # 10 at a time, so one at -10**9 takes hours) or never returns (a negative binomial with
+        # p=1e-300). A target holds at most MAX_INTEGER_REACH integers, so none needs to reach further.
+        reach = abs(float(dist.mean())) + 10 * float(dist.std())
+        if not math.isfinite(reach) or reach > MAX_INTEGER_REACH:
+            raise ValueError(f"the distribution's mean + 10 standard deviations reaches {reach:.3g}, beyond "
+                             f"{MAX_INTEGER_REACH:,} (scipy's search for its quantiles could take hours)")
         raw = [float(dist.ppf(quantile_low)) if lower is None else float(lower),
                float(dist.ppf(quantile_high)) if upper is None else float(upper)]
         if not all(np.isfinite(raw)):
             raise ValueError(f"the quantile window [{raw[0]:g}, {raw[1]:g}] is not finite")
         first, last = integer_window(dist, support, max_bins, quantile_low, quantile_high)
+        if max(abs(first), abs(last)) > MAX_GRID_POINTS:
+            raise ValueError(f"the integer window [{first:.6g}, {last:.6g}] lies beyond 2**53, where float64 "
+                             "cannot represent every integer")
         count = last - first + 1
         if count > max_bins:
             raise ValueError(f"the target spans {count} integers [{first}, {last}], more than max_bins={max_bins}; "
-                             "the paper's construction keeps only the first max_bins of them and drops the rest "
-                             "of the mass")
+                             "the paper's construction keeps only the first max_bins of them and would misplace "
+                             "the rest of the mass (raise max_bins)")
         return float(first), float(last)
     low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
     if lower is not None:
@@ -180,10 +192,11 @@ def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: 
     if not np.isfinite(low) or not np.isfinite(high) or low >= high:
         raise ValueError(f"the quantile window [{low:g}, {high:g}] is not a finite interval (parameters beyond "
                          "float64 precision?); the paper's construction would silently use [-10, 10]")
-    points = (high - low) * 10.0**decimals
-    if points > MAX_GRID_POINTS:
-        raise ValueError(f"the window [{low:g}, {high:g}] holds {points:.3g} multiples of 10**-{decimals}, more than "
-                         f"2**53, beyond which float64 cannot index them exactly")
+    # The grid is indexed by k (center = k * 10**-decimals) from 0, so the window's farthest edge counts.
+    steps = max(abs(low), abs(high)) * 10.0**decimals
+    if steps > MAX_GRID_POINTS:
+        raise ValueError(f"the window [{low:g}, {high:g}] reaches {steps:.3g} steps of 10**-{decimals} from 0, more "
+                         f"than 2**53, beyond which float64 cannot index the grid exactly")
     return low, high
 
 
