@@ -94,32 +94,37 @@ BAD_TARGETS = {
                "parameter 'mu': ' 1' is not a number (ASCII digits, e.g. 2, -0.5, 1e-3)"),
     "empty-value": (["target", "gaussian", "mu=", "sigma=1"], "parameter 'mu': '' is empty"),
     "overflow": (["target", "gaussian", "mu=1e400", "sigma=1"], "parameter 'mu': '1e400' is not a finite number"),
-    # Output spaces are bounded before they are built, and windows are never silently replaced.
+    # Parameters in the magnitudes scipy handles (far outside, some laws abort the process).
     "sigma-1e300": (["target", "gaussian", "mu=0", "sigma=1e300"],
-                    "gaussian mu=0 sigma=1e+300: the window [-3.09023e+300, 3.09023e+300] reaches 3.09e+305 "
-                    "steps of 10**-5 from 0, more than 2**53, beyond which float64 cannot index the grid exactly"),
-    "mu-1e15": (["target", "gaussian", "mu=1e15", "sigma=0.5"],
-                "gaussian mu=1e+15 sigma=0.5: the window [1e+15, 1e+15] reaches 1e+20 steps of 10**-5 from 0, "
-                "more than 2**53, beyond which float64 cannot index the grid exactly"),
-    "binomial-n-1e17": (["target", "binomial", "n=1e17", "p=1e-16"],
-                        "binomial n=1e+17 p=1e-16: the integer window [0, 1e+17] lies beyond 2**53, where float64 "
-                        "cannot represent every integer"),
-    "negative-binomial-far": (["target", "negative_binomial", "r=3", "p=1e-300"],
-                              "negative_binomial r=3 p=1e-300: the distribution's mean + 10 standard deviations "
-                              "reaches inf, beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
-    "skellam-far": (["target", "skellam", "mu1=1e-15", "mu2=1e9"],
-                    "skellam mu1=1e-15 mu2=1e+09: the distribution's mean + 10 standard deviations reaches 1e+09, "
+                    "parameter 'sigma': 1e300 is outside the magnitudes 1e-09 to 1e+09 (or 0) that cft target "
+                    "accepts; scipy fails on some laws beyond"),
+    "inverse-gaussian-abort": (["target", "inverse_gaussian", "mu=1e-15", "lambda=1e15"],
+                               "parameter 'mu': 1e-15 is outside the magnitudes 1e-09 to 1e+09 (or 0) that cft "
+                               "target accepts; scipy fails on some laws beyond"),
+    # Output spaces are bounded before they are built, and windows are never silently replaced.
+    "grid-beyond-2^53": (["target", "gaussian", "mu=0", "sigma=1e9", "--decimals", "8"],
+                         "gaussian mu=0 sigma=1e+09: the window [-3.09023e+09, 3.09023e+09] reaches 3.09e+17 steps "
+                         "of 10**-8 from 0, more than 2**53, beyond which float64 cannot index the grid exactly"),
+    "far-from-zero": (["target", "gaussian", "mu=1e9", "sigma=1", "--decimals", "8"],
+                      "gaussian mu=1e+09 sigma=1: the window [1e+09, 1e+09] reaches 1e+17 steps of 10**-8 from 0, "
+                      "more than 2**53, beyond which float64 cannot index the grid exactly"),
+    "window-collapses": (["target", "gaussian", "mu=1e9", "sigma=1e-9"],
+                         "gaussian mu=1e+09 sigma=1e-09: the quantile window [1e+09, 1e+09] is not a finite interval "
+                         "(parameters beyond float64 precision?); the paper's construction would silently use "
+                         "[-10, 10]"),
+    "integers-beyond-max-bins": (["target", "binomial", "n=5000", "p=0.5"],
+                                 "binomial n=5000 p=0.5: the target spans 5001 integers [0, 5000], more than "
+                                 "max_bins=1001; the paper's construction keeps only the first max_bins of them and "
+                                 "would misplace the rest of the mass (raise max_bins)"),
+    "binomial-n-1e9": (["target", "binomial", "n=1e9", "p=0.5"],
+                       "binomial n=1e+09 p=0.5: the distribution's mean + 10 standard deviations reaches 5e+08, "
+                       "beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
+    "skellam-far": (["target", "skellam", "mu1=1e-9", "mu2=1e9"],
+                    "skellam mu1=1e-09 mu2=1e+09: the distribution's mean + 10 standard deviations reaches 1e+09, "
                     "beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
-    "scipy-refuses": (["target", "negative_binomial", "r=1e300", "p=0.5"],
-                      "negative_binomial r=1e+300 p=0.5: scipy cannot evaluate this distribution (TypeError: ufunc "
-                      "'_nbinom_mean' not supported for the input types, and the inputs could not be safely coerced "
-                      "to any supported types according to the casting rule ''safe'')"),
-    "scipy-warns": (["target", "geometric", "p=1e-300"],
-                    "geometric p=1e-300: scipy cannot evaluate this distribution (RuntimeWarning: overflow "
-                    "encountered in divide)"),
-    "poisson-1e300": (["target", "poisson", "lambda=1e300"],
-                      "poisson lambda=1e+300: the distribution's mean + 10 standard deviations reaches 1e+300, "
-                      "beyond 1,000,000 (scipy's search for its quantiles could take hours)"),
+    "scipy-refuses": (["target", "skellam", "mu1=1e-9", "mu2=1e5"],
+                      "skellam mu1=1e-09 mu2=100000: scipy cannot evaluate this distribution (OverflowError: Error "
+                      "in function boost::math::tgamma<d>(%1%): Result of tgamma is too large to represent.)"),
     # Options: integers of ASCII digits in their ranges, quantiles on their side of the median.
     "decimals-50": (["target", "gaussian", "mu=0", "sigma=1", "--decimals", "50"],
                     "argument --decimals: '50' is not in [0, 8] (see cft target --help)"),

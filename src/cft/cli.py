@@ -33,6 +33,9 @@ EXIT_USAGE = 2
 # The ranges of the config schema's train.<method>.decimals and max_bins.
 MAX_DECIMALS = 8
 MAX_BINS = MAX_INTEGER_REACH
+# Parameter magnitudes cft target accepts (besides 0). The paper's grids use 0.05 to 120; far outside,
+# scipy fails and some laws abort the process (an inverse Gaussian with mu=1e-15, lambda=1e15).
+PARAMETER_RANGE = (1e-9, 1e9)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -101,7 +104,12 @@ def _parse_assignments(pairs: Sequence[str]) -> dict[str, float]:
             raise ValueError(f"parameter {pair!r} is not of the form key=value")
         if key in params:
             raise ValueError(f"parameter {key!r} given twice")
-        params[key] = _number_text(value, f"parameter {key!r}")
+        number = _number_text(value, f"parameter {key!r}")
+        low, high = PARAMETER_RANGE
+        if number != 0 and not low <= abs(number) <= high:
+            raise ValueError(f"parameter {key!r}: {value} is outside the magnitudes {low:g} to {high:g} (or 0) "
+                             "that cft target accepts; scipy fails on some laws beyond")
+        params[key] = number
     return params
 
 

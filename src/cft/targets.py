@@ -175,9 +175,6 @@ def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: 
         if not all(np.isfinite(raw)):
             raise ValueError(f"the quantile window [{raw[0]:g}, {raw[1]:g}] is not finite")
         first, last = integer_window(dist, support, max_bins, quantile_low, quantile_high)
-        if max(abs(first), abs(last)) > MAX_GRID_POINTS:
-            raise ValueError(f"the integer window [{first:.6g}, {last:.6g}] lies beyond 2**53, where float64 "
-                             "cannot represent every integer")
         count = last - first + 1
         if count > max_bins:
             raise ValueError(f"the target spans {count} integers [{first}, {last}], more than max_bins={max_bins}; "
