@@ -139,3 +139,27 @@ def test_generalization_groups_are_seen_inside_and_outside_the_training_range():
     untrained = generalization_sets(subset, [*families, "beta"], ["poisson"], prompts_per_family=2, seed=3)
     assert untrained["seen"] == groups["seen"]  # a family without training prompts is left out
     assert [s.distribution_id for s in again["unseen_inside"]] == [s.distribution_id for s in groups["unseen_inside"]]
+
+
+def test_the_comparison_and_curve_figures_are_drawn_at_readable_sizes(tmp_path):
+    """Both figures go through save_figure, which refuses text below 8 pt."""
+    from cft.figures.comparisons import plot_comparisons
+    from cft.figures.curve import plot_fidelity_curve
+
+    prompts = pd.DataFrame(prompt_rows("base", base_value)
+                           + prompt_rows("soft", lambda i, k: 0.4 * base_value(i, k))
+                           + prompt_rows("hard", lambda i, k: 0.5 * base_value(i, k)))
+    compare_variants(prompts, [("soft", "base"), ("hard", "base"), ("soft", "hard")], n_boot=50).to_csv(
+        tmp_path / "comparisons.csv", index=False)
+    plot_comparisons(tmp_path / "comparisons.csv", tmp_path / "c.pdf", tmp_path / "c.png")
+    curve = pd.DataFrame([
+        {"model": "m", "split": "unseen", "metric": metric, "variant": variant, "step": step,
+         "median": value, "median_ci_low": 0.8 * value, "median_ci_high": 1.2 * value}
+        for metric in COMPARISON_METRICS
+        for variant, steps in (("base", [0]), ("soft", [0, 100, 200, 300]), ("soft_d2_b4096", [0, 50, 100]))
+        for step in steps for value in [1.0 / (1 + step / 100)]
+    ])
+    curve.to_csv(tmp_path / "curve.csv", index=False)
+    plot_fidelity_curve(tmp_path / "curve.csv", tmp_path / "f.pdf", tmp_path / "f.png")
+    for name in ("c.pdf", "c.png", "f.pdf", "f.png"):
+        assert (tmp_path / name).stat().st_size > 0

@@ -129,3 +129,7 @@ def test_two_process_torchrun_matches_one_process(tmp_path):
     losses_two = pd.read_csv(tmp_path / "launched" / "train_log.csv")["loss"]
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
     assert len(losses_two) == 2
+    # The logged tokens are every process's: the one-process batch's count.
+    tokens_one = pd.read_csv(tmp_path / "single" / "train_log.csv")["tokens"]
+    tokens_two = pd.read_csv(tmp_path / "launched" / "train_log.csv")["tokens"]
+    assert tokens_two.tolist() == tokens_one.tolist()

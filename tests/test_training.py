@@ -455,3 +455,35 @@ def test_real_smollm2_learns_in_a_few_steps(method, smollm2_dir, tmp_path):
     trainer.train()
     assert trainer.step == 4
     assert eval_loss(trainer, batch) < 0.8 * before
+
+
+def test_workflow_job_trains_again_when_a_resumed_run_lacks_snapshots(tiny_dir, tmp_path, monkeypatch):
+    """A run crashed without snapshots, then rerun by the workflow with a snapshot count (it was added
+    to evaluate.curve.methods meanwhile): the job must not fail on export but train again."""
+    from cft.io import write_json, write_jsonl
+    from cft.training import train_from_workflow
+
+    write_json(tmp_path / "model.json", {"name": "tiny", "path": str(tiny_dir), "dtype": "float32", "chat": {}})
+    write_jsonl(tmp_path / "prompts.jsonl", [{"spec": spec.to_dict()} for spec in PROMPTS])
+    settings = dict(method="soft", epochs=2, batch_size=2, lr=3e-2, checkpoint_every=2)
+    job = dict(model_record=str(tmp_path / "model.json"), prompts_path=str(tmp_path / "prompts.jsonl"),
+               checkpoint_dir=str(tmp_path / "run"), adapter_dir=str(tmp_path / "adapter"),
+               log_csv=str(tmp_path / "log.csv"), record_path=str(tmp_path / "record.json"), threads=1,
+               device="cpu")
+    original_step = trainer_module.CalibrationTrainer.training_step
+    calls = []
+
+    def crashing_step(self, batch_items, epoch):
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        calls.append(epoch)
+        return original_step(self, batch_items, epoch)
+
+    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_from_workflow(**job, settings=settings)
+    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+    train_from_workflow(**job, settings={**settings, "snapshots": 2}, snapshots_dir=str(tmp_path / "snapshots"))
+    index = json.loads((tmp_path / "snapshots" / "steps.json").read_text())
+    assert index == {"steps": [2, 4], "total_steps": 6}
+    assert (tmp_path / "snapshots" / "step_000002" / "adapter_model.safetensors").exists()

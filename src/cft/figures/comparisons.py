@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cft.figures.style import plain_log_ticks, plt, save_figure
+from cft.figures.style import MIN_FONT_PT, plain_log_ticks, plt, save_figure
 
 GROUP_TITLES = {"unseen": "unseen parameters", "heldout": "held-out families", "seen": "seen (trained) prompts",
                 "unseen_inside": "unseen, inside the training range", "unseen_outside": "unseen, outside it"}
@@ -25,7 +25,7 @@ def plot_comparisons(comparisons_csv: str | Path, pdf_path: str | Path, png_path
     models = list(dict.fromkeys(table["model"]))
     groups = list(dict.fromkeys(table[group_column]))
     rows = list(dict.fromkeys(zip(table["variant_a"], table["variant_b"], table["metric"])))
-    fig, axes = plt.subplots(len(models), len(groups), figsize=(6.2 * len(groups), 0.22 * len(rows) + 1.6),
+    fig, axes = plt.subplots(len(models), len(groups), figsize=(6.8 * len(groups), 0.3 * len(rows) + 1.8),
                              squeeze=False)
     for r, model in enumerate(models):
         for c, group in enumerate(groups):
@@ -34,7 +34,7 @@ def plot_comparisons(comparisons_csv: str | Path, pdf_path: str | Path, png_path
                 ["variant_a", "variant_b", "metric"])
             for y, key in enumerate(rows):
                 if key not in part.index or not np.isfinite(part.loc[key, "median_ratio"]):
-                    ax.text(1, y, "n/a", ha="center", va="center", fontsize=6, color="0.5")
+                    ax.text(1, y, "n/a", ha="center", va="center", fontsize=MIN_FONT_PT, color="0.5")
                     continue
                 row = part.loc[key]
                 significant = row["p_value"] < 0.05
@@ -44,11 +44,11 @@ def plot_comparisons(comparisons_csv: str | Path, pdf_path: str | Path, png_path
                         markerfacecolor=color if significant else "white")
                 ax.annotate(f"p={row['p_value']:.2g}, {int(row['n_a_better'])}/{int(row['n_families'])}",
                             xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                            textcoords="offset points", va="center", fontsize=6)
+                            textcoords="offset points", va="center", fontsize=MIN_FONT_PT)
             ax.axvline(1.0, color="black", linewidth=0.8)
             ax.set_xscale("log")
             plain_log_ticks(ax.xaxis)
-            ax.set_yticks(range(len(rows)), [f"{a} / {b}: {metric}" for a, b, metric in rows], fontsize=6)
+            ax.set_yticks(range(len(rows)), [f"{a} / {b}: {metric}" for a, b, metric in rows], fontsize=MIN_FONT_PT)
             ax.set_ylim(len(rows) - 0.5, -0.5)
             ax.set_xlabel("median over families of a / b (95% paired bootstrap CI)", fontsize=8)
             ax.set_title(f"{model}: {GROUP_TITLES.get(group, group)}", fontsize=9)

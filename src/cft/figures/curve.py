@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cft.evaluation.comparisons import COMPARISON_METRICS
-from cft.figures.style import METHOD_COLORS, plain_log_ticks, plt, save_figure
+from cft.figures.style import METHOD_COLORS, MIN_FONT_PT, line_style, plain_log_ticks, plt, save_figure
 
 METRIC_LABELS = {
     "digit_kl": "digit KL",
@@ -41,8 +41,10 @@ def plot_fidelity_curve(curve_csv: str | Path, pdf_path: str | Path, png_path: s
                            color=METHOD_COLORS["base"], alpha=0.12)
             for variant, line in rows[rows["variant"] != "base"].groupby("variant", sort=True):
                 line = line.sort_values("step")
-                color = METHOD_COLORS.get(variant)
-                ax.plot(line["step"], line["median"], marker="o", markersize=3, color=color, label=variant)
+                # An ablation variant has no style of its own: the default colour cycle, round marks.
+                style = line_style(variant) if variant in METHOD_COLORS else {"marker": "o"}
+                color = style.get("color")
+                ax.plot(line["step"], line["median"], markersize=4, label=variant, **style)
                 ax.fill_between(line["step"], line["median_ci_low"], line["median_ci_high"], color=color, alpha=0.15)
             if COMPARISON_METRICS[metric] == "lower":
                 ax.set_yscale("log")
@@ -50,7 +52,7 @@ def plot_fidelity_curve(curve_csv: str | Path, pdf_path: str | Path, png_path: s
             ax.set_ylabel(METRIC_LABELS[metric], fontsize=8)
             if r == 0:
                 ax.set_title(f"{model}: {SPLIT_TITLES.get(split, split)}", fontsize=9)
-                ax.legend(fontsize=6)
+                ax.legend(fontsize=MIN_FONT_PT)
             if r == len(metrics) - 1:
                 ax.set_xlabel("optimizer step")
     fig.suptitle("Exact fidelity along training: family medians,\n95% bootstrap bands over families and prompts"

@@ -60,15 +60,19 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
             p.grad.div_(world_size)
 
 
-def mean_across_processes(value: float) -> float:
-    """The mean of a scalar over all processes (the logged loss of a data-parallel step)."""
-    world_size = world()[1]
-    if world_size == 1:
+def sum_across_processes(value: float) -> float:
+    """The sum of a scalar over all processes (the tokens of a data-parallel step)."""
+    if world()[1] == 1:
         return value
     tensor = torch.tensor([value], dtype=torch.float64,
                           device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor.item() / world_size
+    return tensor.item()
+
+
+def mean_across_processes(value: float) -> float:
+    """The mean of a scalar over all processes (the logged loss of a data-parallel step)."""
+    return sum_across_processes(value) / world()[1]
 
 
 def destroy_process_group() -> None:

@@ -60,7 +60,8 @@ from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, lo
 from cft.targets import OutputSpace, output_space_for, sample_index
 from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
-from cft.training.distributed import average_gradients, barrier, is_main_process, mean_across_processes, world
+from cft.training.distributed import (average_gradients, barrier, is_main_process, mean_across_processes,
+                                      sum_across_processes, world)
 from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl
 from cft.training.methods import get_method, register_method
 from cft.trie import TokenTrie
@@ -330,7 +331,9 @@ class CalibrationTrainer:
         self.step += 1
         row = {
             "step": self.step, "epoch": epoch, "loss": mean_across_processes(loss.item()), "lr": lr,
-            "tokens": int(batch["attention_mask"].sum()), "seconds": time.perf_counter() - start,
+            # Every process's tokens: the curve's tokens seen and FLOPs count the whole batch.
+            "tokens": int(sum_across_processes(float(batch["attention_mask"].sum()))),
+            "seconds": time.perf_counter() - start,
         }
         self.log_rows.append(row)
         if self.tensorboard is not None:
@@ -573,15 +576,15 @@ def train_from_workflow(*, model_record: str, prompts_path: str, settings: Mappi
     try:
         train(**kwargs)
     except TrainingAlreadyDone:
-        missing = missing_snapshots(run, config.snapshots)
-        if missing:
-            log.warning("%s holds this finished run without the snapshots of steps %s; training again",
-                        checkpoint_dir, missing)
-            train(**kwargs, force=True)
-        else:
-            log.info("%s already holds this finished run; exporting it", checkpoint_dir)
+        log.info("%s already holds this finished run", checkpoint_dir)
     except StaleRunError as error:
         log.warning("%s; starting over", error)
+        train(**kwargs, force=True)
+    # The snapshot count is run control, outside the fingerprint: a run found finished, or resumed
+    # after the count changed, can lack snapshots that the settings now ask for.
+    missing = missing_snapshots(run, config.snapshots)
+    if missing:
+        log.warning("%s has no snapshots of steps %s; training again from scratch", checkpoint_dir, missing)
         train(**kwargs, force=True)
 
     if not is_main_process():
