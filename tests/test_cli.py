@@ -259,11 +259,21 @@ def test_train_subcommand_trains_one_adapter_on_the_tiny_model(tmp_path, capsys)
     assert (adapter / "adapter_config.json").is_file()
     record = read_json(out / "adapters" / "tiny" / "hard" / "train_config.json")
     assert record["total_steps"] == 2 and record["config"]["method"] == "hard"
-    # The same settings as the workflow's train_adapter job of this config.
-    from cft.config import load_config, train_settings
+    # The same settings as the workflow's train_adapter job of this config (workflow/rules/common.smk
+    # passes adapter_settings), the snapshot count of the fidelity curve included.
+    from cft.config import adapter_settings, load_config
 
-    expected = train_settings(load_config("config/config.yaml", config), "tiny", "hard")
+    expected = adapter_settings(load_config("config/config.yaml", config), "tiny", "hard")
+    assert expected["snapshots"] == record["config"]["snapshots"] == 2
     assert all(record["config"][key] == value for key, value in expected.items() if key != "lora_target_modules")
+    assert read_json(out / "adapters" / "tiny" / "hard" / "snapshots" / "steps.json") == {"steps": [1], "total_steps": 2}
+    # A second run finds everything done and rewrites no input, so a workflow run on the same folder
+    # finds its jobs up to date.
+    inputs = [out / "datasets" / "train.jsonl", out / "datasets" / "train_subset.jsonl", out / "models" / "tiny.json"]
+    mtimes = [path.stat().st_mtime_ns for path in inputs]
+    code, _, _ = run(capsys, "train", "--config", "config/config.yaml", "--config", str(config),
+                     "--model", "tiny", "--method", "hard", "--out", str(out))
+    assert code == 0 and [path.stat().st_mtime_ns for path in inputs] == mtimes
 
 
 def test_train_subcommand_names_an_unknown_method(tmp_path, capsys):

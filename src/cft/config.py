@@ -342,6 +342,22 @@ def train_settings(config: Mapping[str, Any], model: str, variant: str) -> dict[
     return settings
 
 
+def curve_methods(config: Mapping[str, Any]) -> list[str]:
+    """The trained and evaluated methods whose adapters are also scored along training
+    (`evaluate.curve.methods`)."""
+    trained, evaluated = config["train"]["methods"], config["evaluate"]["variants"]
+    return [m for m in config["evaluate"]["curve"]["methods"] if m in trained and m in evaluated]
+
+
+def adapter_settings(config: Mapping[str, Any], model: str, variant: str) -> dict[str, Any]:
+    """What a training job of (model, variant) runs with: `train_settings`, plus the snapshot count
+    of the fidelity curve for its methods (run control: it does not change the adapter)."""
+    settings = train_settings(config, model, variant)
+    if variant in curve_methods(config):
+        settings["snapshots"] = config["evaluate"]["curve"]["snapshots"]
+    return settings
+
+
 def ablation_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Expand `train.ablations` into named training variants: name -> {method, overrides, models}.
 

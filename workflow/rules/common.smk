@@ -3,7 +3,7 @@
 from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
-from cft.config import ConfigError, ablation_variants, model_entry, train_settings, validate_config
+from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, model_entry, validate_config
 from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
 from cft.variants import variant_files
@@ -26,7 +26,7 @@ BASELINE_VARIANTS = ["temperature", "ats_smooth", "ats_kl", "ssot"]
 BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS]
 VARIANTS = VARIANTS + BASELINES
 # Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
-CURVE_METHODS = [m for m in config["evaluate"]["curve"]["methods"] if m in METHODS and m in VARIANTS]
+CURVE_METHODS = curve_methods(config)
 # Where the shape is learned (evaluate.generalization): the evaluated variants scored on seen prompts
 # and on unseen ones inside and outside the training range.
 GENERALIZATION_VARIANTS = [v for v in config["evaluate"]["generalization"]["variants"] if v in VARIANTS]
@@ -121,12 +121,7 @@ def train_runtime_min(name):
 
 
 def adapter_training_settings(wildcards):
-    """The training settings of one (model, method), with the snapshot count of the fidelity curve
-    for the methods that have one (run control: it does not change the adapter)."""
-    settings = train_settings(config, wildcards.model, wildcards.method)
-    if wildcards.method in CURVE_METHODS:
-        settings["snapshots"] = config["evaluate"]["curve"]["snapshots"]
-    return settings
+    return adapter_settings(config, wildcards.model, wildcards.method)
 
 
 def training_logs(wildcards):
