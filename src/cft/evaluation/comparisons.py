@@ -164,27 +164,28 @@ def compare_pair(prompts: pd.DataFrame, metric: str, variant_a: str, variant_b: 
 
 def compare_variants(prompts: pd.DataFrame, pairs: Iterable[tuple[str, str]], *,
                      metrics: Sequence[str] = tuple(COMPARISON_METRICS), n_boot: int = 1000,
-                     seed: int = 0, group_column: str = "split") -> pd.DataFrame:
-    """One row per model, group (a split by default), metric and pair of variants present in
-    ``prompts``. A pair whose variants have no paired value gets ``n_families = 0`` and empty
-    statistics (SSoT has no exact metrics), so no requested comparison disappears silently."""
+                     seed: int = 0) -> pd.DataFrame:
+    """One row per model, split (or prompt group, which the caller names `split`), metric and pair
+    of variants present in ``prompts``. A pair whose variants have no paired value gets
+    ``n_families = 0`` and empty statistics (SSoT has no exact metrics), so no requested comparison
+    disappears silently."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    missing = [c for c in ("model", group_column, "variant", "family_id", "distribution_id", *metrics)
+    missing = [c for c in ("model", "split", "variant", "family_id", "distribution_id", *metrics)
                if c not in prompts.columns]
     if missing:
         raise ValueError(f"fidelity prompts table lacks the column(s) {', '.join(missing)}")
     pairs = list(pairs)
     rows = []
-    for (model, group), frame in prompts.groupby(["model", group_column], sort=True):
+    for (model, split), frame in prompts.groupby(["model", "split"], sort=True):
         present = set(frame["variant"])
         for variant_a, variant_b in pairs:
             if variant_a not in present or variant_b not in present:
                 continue
             for metric in metrics:
                 row = compare_pair(frame, metric, variant_a, variant_b, n_boot=n_boot, seed=seed,
-                                   stream=(model, group))
-                rows.append({"model": model, "split": group, **row})
+                                   stream=(model, split))
+                rows.append({"model": model, "split": split, **row})
     return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
 
 
