@@ -40,7 +40,9 @@ runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake}, run_name="__m
 def run_script(name: str, job: dict) -> str:
     done = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "workflow" / "scripts" / name), json.dumps(job)],
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The script sends its stderr, a traceback included, to its log.
+    log = Path(job["log"][0])
+    assert done.returncode == 0, done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
     return Path(job["log"][0]).read_text()
 
 
@@ -68,7 +70,7 @@ def test_prepare_and_train_logs_say_what_the_job_did(tmp_path):
     train_job = {
         "input": {"model": str(record), "prompts": str(prompts)},
         "output": {"adapter": str(adapter_root / "adapter"), "log_csv": str(adapter_root / "train_log.csv"),
-                   "record": str(adapter_root / "train_config.json")},
+                   "record": str(adapter_root / "train_config.json"), "snapshots": str(adapter_root / "snapshots")},
         "log": [str(tmp_path / "train.log")],
         "params": {"settings": {"method": "hard", "batch_size": 2, "samples_per_prompt": 1, "max_steps": 2,
                                 "checkpoint_every": 1, "max_bins": 11, "decimals": 1},

@@ -225,6 +225,7 @@ TWO_GPUS = """
 models:
   - {name: tiny, source: tiny_model, dtype: float32, params_b: 20}
 data: {train_prompts: 4}
+evaluate: {variants: [base, soft]}
 train:
   methods: [soft]
   ablations: []

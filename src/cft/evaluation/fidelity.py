@@ -21,7 +21,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -78,19 +78,18 @@ def prompt_key(split: str, distribution_id: str) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def make_sampler(settings: FidelitySettings, model, tokenizer, model_record: Mapping[str, Any],
-                 adapter_dir: str | Path | None, *, ssot: bool = False) -> HFSampler | VLLMSampler | None:
+def make_sampler(settings: SamplingSection, model, tokenizer, model_record: Mapping[str, Any],
+                 adapter_dir: str | Path | None, *,
+                 stop_when: Callable[[str], bool] | None = None) -> HFSampler | VLLMSampler | None:
     """The sampling backend: transformers (CPU/GPU) or vLLM (GPU, LoRA applied per request).
 
-    With ``settings.stop_at_malformed`` the transformers backend stops a row as soon as its text can
-    no longer parse as a number: the rest of it cannot change its MALFORMED verdict. SSoT answers
-    sit inside tags after free text, so they always run to eos or the token limit.
+    ``stop_when`` stops a transformers row once it rejects the row's text (`HFSampler`); the
+    fidelity driver passes `cannot_become_number`.
     """
     if settings.num_samples == 0:
         return None
     if settings.backend == "vllm":
         return VLLMSampler(model_record["path"], tokenizer, adapter_dir=adapter_dir)
-    stop_when = cannot_become_number if settings.stop_at_malformed and not ssot else None
     return HFSampler(model, tokenizer, batch_size=settings.batch_size, stop_when=stop_when)
 
 
@@ -236,7 +235,10 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
     model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
     chat = ChatOptions(**model_record.get("chat", {}))
     ssot = kind.prompting == "ssot"
-    sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir, ssot=ssot)
+    # A numeric answer that can no longer parse is MALFORMED whatever follows: stop drawing it. SSoT
+    # answers sit inside tags after free text, so they run to eos or the token limit.
+    stop_when = cannot_become_number if settings.stop_at_malformed and not ssot else None
+    sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir, stop_when=stop_when)
 
     rows, raw_answers, distributions = [], [], {}
     for split, path in test_sets.items():
