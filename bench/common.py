@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from cft.provenance import cpu_name
+
 DEFAULT_MODEL = "packaged:smollm2-135m-instruct"
 # The machine and setup that the paper-code reference figures (bench/RESULTS.md) were measured on.
 REFERENCE_MODEL, REFERENCE_DEVICE = DEFAULT_MODEL, "cpu"
@@ -44,12 +46,7 @@ def synchronize(device: str | torch.device) -> None:
 
 def machine_header(device: str = "cpu") -> dict[str, object]:
     """Machine, versions, date and load: printed first by every script, copied into RESULTS.md."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     header: dict[str, object] = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu,

@@ -297,22 +297,29 @@ def adapter_weights(out_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(out_dir / "adapter" / "adapter_model.safetensors")
 
 
+def crash_after_steps(monkeypatch, steps: int):
+    """Make training raise a simulated crash once `steps` more optimizer steps have run; returns the
+    function that restores the real step."""
+    original_step = trainer_module.CalibrationTrainer.training_step
+    calls = []
+
+    def crashing_step(self, batch_items, epoch):
+        if len(calls) == steps:
+            raise RuntimeError("simulated crash")
+        calls.append(epoch)
+        return original_step(self, batch_items, epoch)
+
+    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    return lambda: monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+
+
 @pytest.mark.parametrize("method", ["soft", "hard"])
 def test_resume_after_a_crash_gives_the_same_adapter(method, tiny_dir, tmp_path, monkeypatch):
     config = tiny_config(method)
     reference = train(method, PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
 
     # Crash in the middle of the second epoch, one step after the step-4 checkpoint.
-    original_step = trainer_module.CalibrationTrainer.training_step
-    calls = []
-
-    def crashing_step(self, batch_items, epoch):
-        if len(calls) == 5:
-            raise RuntimeError("simulated crash")
-        calls.append(epoch)
-        return original_step(self, batch_items, epoch)
-
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    restore = crash_after_steps(monkeypatch, 5)
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(method, PROMPTS, tiny_dir, out, config, progress=False)
@@ -320,7 +327,7 @@ def test_resume_after_a_crash_gives_the_same_adapter(method, tiny_dir, tmp_path,
     assert len(checkpoints) == 2 and checkpoints[-1] == "step_000004"
     assert not (out / "DONE").exists()
 
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+    restore()
     train(method, PROMPTS, tiny_dir, out, config, progress=False)
     expected, resumed = adapter_weights(reference.parent), adapter_weights(out)
     assert expected.keys() == resumed.keys()
@@ -336,21 +343,12 @@ def test_snapshots_survive_a_crash_and_match_the_straight_run(tiny_dir, tmp_path
     # 6 prompts at batch 2 for 2 epochs: 6 steps; 2 snapshots at 2 and 4 (6 is the final adapter).
     config = tiny_config("soft", snapshots=2)
     train("soft", PROMPTS, tiny_dir, tmp_path / "straight", config, progress=False)
-    original_step = trainer_module.CalibrationTrainer.training_step
-    calls = []
-
-    def crashing_step(self, batch_items, epoch):
-        if len(calls) == 3:
-            raise RuntimeError("simulated crash")
-        calls.append(epoch)
-        return original_step(self, batch_items, epoch)
-
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    restore = crash_after_steps(monkeypatch, 3)
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train("soft", PROMPTS, tiny_dir, out, config, progress=False)
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000002"]
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+    restore()
     # The snapshot count is run control: a resume with another one is not a stale run. The crash
     # came after the end-of-epoch checkpoint of step 3, so the resumed run keeps steps 4 and 5.
     train("soft", PROMPTS, tiny_dir, out, tiny_config("soft", snapshots=5), progress=False)
@@ -470,19 +468,10 @@ def test_workflow_job_trains_again_when_a_resumed_run_lacks_snapshots(tiny_dir, 
                checkpoint_dir=str(tmp_path / "run"), adapter_dir=str(tmp_path / "adapter"),
                log_csv=str(tmp_path / "log.csv"), record_path=str(tmp_path / "record.json"), threads=1,
                device="cpu")
-    original_step = trainer_module.CalibrationTrainer.training_step
-    calls = []
-
-    def crashing_step(self, batch_items, epoch):
-        if len(calls) == 3:
-            raise RuntimeError("simulated crash")
-        calls.append(epoch)
-        return original_step(self, batch_items, epoch)
-
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", crashing_step)
+    restore = crash_after_steps(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_from_workflow(**job, settings=settings)
-    monkeypatch.setattr(trainer_module.CalibrationTrainer, "training_step", original_step)
+    restore()
     train_from_workflow(**job, settings={**settings, "snapshots": 2}, snapshots_dir=str(tmp_path / "snapshots"))
     index = json.loads((tmp_path / "snapshots" / "steps.json").read_text())
     assert index == {"steps": [2, 4], "total_steps": 6}

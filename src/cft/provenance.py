@@ -69,15 +69,19 @@ def git_state(repo: str | os.PathLike) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(changed), "changed_files": changed}
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def machine_record(cores: int | None) -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {"cpu": cpu, "cpu_cores": os.cpu_count(), "snakemake_cores": cores, "torch_threads": torch.get_num_threads(),
             "gpus": gpus, "cuda": torch.version.cuda if gpus else None}

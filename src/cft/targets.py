@@ -134,14 +134,20 @@ def continuous_window(dist, support, quantile_low: float, quantile_high: float) 
     """The range a continuous target is discretized over: [ppf(q_low), ppf(q_high)] clipped into the
     true support (bounded families are quantile-trimmed too), or [-10, 10] when that is empty or
     not finite."""
+    low, high = quantile_window(dist, support, quantile_low, quantile_high)
+    if not np.isfinite(low) or not np.isfinite(high) or low >= high:
+        low, high = -10.0, 10.0
+    return low, high
+
+
+def quantile_window(dist, support, quantile_low: float, quantile_high: float) -> tuple[float, float]:
+    """[ppf(q_low), ppf(q_high)] clipped into the true support; possibly empty or not finite."""
     lower, upper = support
     low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
     if lower is not None:
         low = max(low, float(lower))
     if upper is not None:
         high = min(high, float(upper))
-    if not np.isfinite(low) or not np.isfinite(high) or low >= high:
-        low, high = -10.0, 10.0
     return low, high
 
 
@@ -181,11 +187,7 @@ def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: 
                              "the paper's construction keeps only the first max_bins of them and would misplace "
                              "the rest of the mass (raise max_bins)")
         return float(first), float(last)
-    low, high = (float(x) for x in dist.ppf([quantile_low, quantile_high]))
-    if lower is not None:
-        low = max(low, float(lower))
-    if upper is not None:
-        high = min(high, float(upper))
+    low, high = quantile_window(dist, support, quantile_low, quantile_high)
     if not np.isfinite(low) or not np.isfinite(high) or low >= high:
         raise ValueError(f"the quantile window [{low:g}, {high:g}] is not a finite interval (parameters beyond "
                          "float64 precision?); the paper's construction would silently use [-10, 10]")
