@@ -29,7 +29,7 @@ from cft.evaluation.fidelity import FidelitySettings, evaluate_fidelity
 from cft.io import write_jsonl
 from cft.prompts import PromptSpec
 from cft.training import TrainConfig, train
-from tiny_models import save_tiny_record
+from tiny_models import TRAIN_PROMPTS, save_tiny_record
 
 PROMPTS = [
     PromptSpec.from_params("binomial", {"n": 4.0, "p": 0.5}),
@@ -98,14 +98,6 @@ def test_killed_evaluation_leaves_no_table_and_the_rerun_completes_it(setup):
 
 # ---- trainers ------------------------------------------------------------------------------------
 
-TRAIN_PROMPTS = [
-    PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
-    PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5}),
-    PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0}),
-    PromptSpec.from_params("geometric", {"p": 0.5}),
-    PromptSpec.from_params("gaussian", {"mu": 3.0, "sigma": 0.5}),
-    PromptSpec.from_params("binomial", {"n": 10.0, "p": 0.3}),
-]
 # 6 prompts in batches of 2: 3 steps per epoch (6 for hard, 2 samples per prompt); a checkpoint every
 # 2 steps and at each epoch's end, so the second kill finds the one of step 4 as the newest.
 TRAIN_CONFIG = dict(epochs=2, batch_size=2, lr=3e-2, checkpoint_every=2, samples_per_prompt=2, decimals=2,

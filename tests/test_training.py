@@ -23,7 +23,6 @@ from safetensors.torch import load_file
 
 import cft.training.trainer as trainer_module
 from cft.models import load_model, load_tokenizer
-from cft.prompts import PromptSpec
 from cft.training import (
     HardTargetTrainer,
     SoftTargetTrainer,
@@ -36,16 +35,9 @@ from cft.training import (
     train,
 )
 from cft.training.data import Example, balanced_order, collate, epoch_batches, steps_per_epoch
-from tiny_models import char_tokenizer, eval_loss, tiny_llama
+from tiny_models import TRAIN_PROMPTS, char_tokenizer, eval_loss, tiny_llama
 
-PROMPTS = [
-    PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
-    PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5}),
-    PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0}),
-    PromptSpec.from_params("geometric", {"p": 0.5}),
-    PromptSpec.from_params("gaussian", {"mu": 3.0, "sigma": 0.5}),
-    PromptSpec.from_params("binomial", {"n": 10.0, "p": 0.3}),
-]
+PROMPTS = TRAIN_PROMPTS
 
 
 # The tiny models gain nothing from threads; see conftest.one_torch_thread.

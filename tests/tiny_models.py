@@ -11,6 +11,18 @@ import torch
 from tokenizers import Tokenizer, decoders, models
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
+from cft.prompts import PromptSpec
+
+# Six training prompts of four families, continuous and discrete: the trainer tests' data.
+TRAIN_PROMPTS = [
+    PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
+    PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5}),
+    PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0}),
+    PromptSpec.from_params("geometric", {"p": 0.5}),
+    PromptSpec.from_params("gaussian", {"mu": 3.0, "sigma": 0.5}),
+    PromptSpec.from_params("binomial", {"n": 10.0, "p": 0.3}),
+]
+
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

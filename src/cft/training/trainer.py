@@ -10,8 +10,9 @@ Both share the batch layout (prompt then value tokens, right-padded, eos only as
 LoRA setup, AdamW with a cosine schedule, and the run directory:
 
     <out>/train_config.json        resolved settings, run fingerprint, versions, device, threads
-    <out>/checkpoints/step_XXXXXX/ adapter weights, optimizer, scheduler, RNG states, loss log
-    <out>/snapshots/step_XXXXXX/   with `snapshots`: the adapter (PEFT save_pretrained) at that many
+    <out>/checkpoints/step_<n>/    per checkpoint (n: the optimizer step, six digits, e.g. step_000050):
+                                   adapter weights, optimizer, scheduler, RNG states, loss log
+    <out>/snapshots/step_<n>/      with `snapshots`: the adapter (PEFT save_pretrained) at that many
                                    evenly spaced steps before the last, kept for the fidelity curve
     <out>/train_log.csv            step, epoch, loss, lr, tokens, seconds
     <out>/adapter/                 the final adapter (PEFT save_pretrained)
