@@ -163,3 +163,34 @@ def test_the_comparison_and_curve_figures_are_drawn_at_readable_sizes(tmp_path):
     plot_fidelity_curve(tmp_path / "curve.csv", tmp_path / "f.pdf", tmp_path / "f.png")
     for name in ("c.pdf", "c.png", "f.pdf", "f.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_two_runs_of_the_same_variant_compare_on_the_prompts_both_scored(tmp_path):
+    from cft.cli import main
+    from cft.evaluation.comparisons import compare_runs
+
+    # Run a is the default (its soft adapter); run b trained soft on other prompts and scored one
+    # family fewer. The pair holds the 11 common families, and b is better on all of them.
+    run_a = pd.DataFrame(prompt_rows("base", base_value) + prompt_rows("soft", base_value))
+    run_b = pd.DataFrame([row for row in prompt_rows("soft", lambda i, k: 0.5 * base_value(i, k))
+                          if row["family_id"] != FAMILIES[0]])
+    table = compare_runs(run_a, run_b, variant_a="soft", variant_b="soft", label_a="default", label_b="distinct",
+                         metrics=["exact_w1_norm"], n_boot=200)
+    row = table.iloc[0]
+    assert (row["variant_a"], row["variant_b"]) == ("default", "distinct")
+    assert row["n_families"] == len(FAMILIES) - 1 and row["n_b_better"] == len(FAMILIES) - 1
+    assert row["median_ratio"] == pytest.approx(2.0) and row["p_value"] < 0.05
+
+    with pytest.raises(ValueError, match="no rows of variant 'hard'"):
+        compare_runs(run_a, run_b, variant_a="hard", variant_b="soft", label_a="a", label_b="b")
+
+    run_a.to_csv(tmp_path / "a.csv", index=False)
+    run_b.to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "runs.csv"
+    assert main(["compare-runs", f"default={tmp_path / 'a.csv'}:soft", f"distinct={tmp_path / 'b.csv'}:soft",
+                 "--bootstrap", "50", "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert len(written) == len(COMPARISON_METRICS)
+    w1 = written[written["metric"] == "exact_w1_norm"].iloc[0]
+    assert w1["p_value"] == pytest.approx(row["p_value"])
+    assert main(["compare-runs", "default-no-variant", f"b={tmp_path / 'b.csv'}:soft"]) != 0

@@ -219,6 +219,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_runs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from cft.evaluation.comparisons import compare_runs
+    from cft.io import write_csv
+
+    (label_a, csv_a, variant_a), (label_b, csv_b, variant_b) = args.run_a, args.run_b
+    table = compare_runs(pd.read_csv(csv_a), pd.read_csv(csv_b), variant_a=variant_a, variant_b=variant_b,
+                         label_a=label_a, label_b=label_b, n_boot=args.bootstrap, seed=args.seed)
+    if args.out:
+        write_csv(args.out, table)
+    columns = ["model", "split", "metric", "n_families", "median_a", "median_b", "median_ratio",
+               "median_ratio_ci_low", "median_ratio_ci_high", "p_value", "n_a_better", "n_b_better"]
+    print(table[columns].to_string(index=False, float_format=lambda value: f"{value:.3g}"))
+    return 0
+
+
+def _run_argument(text: str) -> tuple[str, str, str]:
+    """LABEL=PROMPTS_CSV:VARIANT, e.g. default=results/tables/fidelity_prompts.csv:soft."""
+    label, sep, rest = text.partition("=")
+    path, colon, variant = rest.rpartition(":")
+    if not (sep and colon and label and path and variant):
+        raise argparse.ArgumentTypeError(f"expected LABEL=PROMPTS_CSV:VARIANT, got {text!r}")
+    return label, path, variant
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default, except where there is none to show (required options, flags)."""
 
@@ -261,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "first, then each --configfile), one line naming the file or key")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(run=_cmd_check_config)
+
+    compare = commands.add_parser("compare-runs",
+                                  help="paired comparisons (Wilcoxon over families, bootstrap intervals) of a "
+                                       "variant of one run against a variant of another run")
+    compare.add_argument("run_a", type=_run_argument, metavar="LABEL=PROMPTS_CSV:VARIANT",
+                         help="run a: a fidelity_prompts.csv (or a generalization prompts.csv) and its variant")
+    compare.add_argument("run_b", type=_run_argument, metavar="LABEL=PROMPTS_CSV:VARIANT", help="run b, likewise")
+    compare.add_argument("--bootstrap", type=_bounded(_integer, 1, 100000), default=1000,
+                         help="bootstrap replicates of the intervals")
+    compare.add_argument("--seed", type=_integer, default=0, help="seed of the bootstrap")
+    compare.add_argument("--out", default=None, help="also write the whole table to this CSV")
+    compare.set_defaults(run=_cmd_compare_runs)
 
     train = commands.add_parser("train", help="train one adapter without the workflow, as its train_adapter rule does")
     train.add_argument("--config", action="append", required=True, metavar="FILE",

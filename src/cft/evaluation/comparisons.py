@@ -196,3 +196,24 @@ def comparison_table(prompts_csv: str, out_csv: str, *, variants: Sequence[str],
                              n_boot=n_boot, seed=seed)
     write_csv(out_csv, table)
     return table
+
+
+def compare_runs(prompts_a: pd.DataFrame, prompts_b: pd.DataFrame, *, variant_a: str, variant_b: str,
+                 label_a: str, label_b: str, metrics: Sequence[str] = tuple(COMPARISON_METRICS),
+                 n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The paired comparisons of one variant of run a against one of run b, for two runs of different
+    configs (the default's soft adapter against one trained on more distinct prompts, say). Each run's
+    variant is renamed to its label; the pairs are the prompts both runs scored, by family and
+    distribution id, so the test splits pair fully and prompt groups drawn per run pair where they
+    coincide."""
+    if label_a == label_b:
+        raise ValueError(f"the two runs need different labels, got {label_a!r} twice")
+    parts = []
+    for prompts, variant, label in ((prompts_a, variant_a, label_a), (prompts_b, variant_b, label_b)):
+        rows = prompts[prompts["variant"] == variant]
+        if rows.empty:
+            raise ValueError(f"run {label!r} has no rows of variant {variant!r} "
+                             f"(it has {', '.join(sorted(map(str, prompts['variant'].unique())))})")
+        parts.append(rows.assign(variant=label))
+    return compare_variants(pd.concat(parts, ignore_index=True), [(label_a, label_b)], metrics=metrics,
+                            n_boot=n_boot, seed=seed)
