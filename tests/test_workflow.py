@@ -79,6 +79,9 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     # SmolLM2 and Gemma 3 270M: the matrix and the curves per model, the groups left to the default
     ("config/second_model_gemma3.yaml", {"prepare_model": 2, "train_adapter": 4, "evaluate_curve": 4,
                                          "evaluate_generalization": None, "tab_fidelity_comparisons": 1}),
+    # the remedy: soft alone, on every train prompt, against base
+    ("config/distinct_prompts.yaml", {"prepare_model": 1, "train_adapter": 1, "evaluate_curve": 1,
+                                      "evaluate_generalization": 2, "tab_fidelity_comparisons": 1}),
 ])
 def test_issue21_configs_dry_run(configfile, expected, repo_root):
     result = snakemake(repo_root, "-n", "--forceall", "all", f"--configfile={configfile}")
