@@ -15,6 +15,7 @@ metric needs, and the metric is computed from those numbers instead of from samp
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +123,19 @@ class PromptScorer:
             for start in range(0, len(rows), self.batch_rows):
                 self._run_rows(rows[start : start + self.batch_rows])
         return torch.stack([self._hidden[tuple(p)] for p in prefixes])
+
+    def with_head(self, head: Any) -> PromptScorer:
+        """This scorer with another output head on the same decoder and prompt.
+
+        The two share the prompt's cache and the memoized hidden states, so a prefix that either
+        has scored costs the other only its head. For heads that read the decoder's final hidden
+        states, such as a logit transform of the model's own head (`cft.variants.TransformedHead`):
+        base, a fitted temperature and the ATS heads then pay the decoder once per prompt
+        (`cft.evaluation.fidelity.evaluate_fidelity_transforms`).
+        """
+        scorer = copy.copy(self)
+        scorer._head = head
+        return scorer
 
     def log_probs(
         self,
