@@ -6,21 +6,23 @@ fidelity job (`cft.evaluation.fidelity.exact_metrics`) for base, a global temper
 
 * per variant: each variant loaded as its own model with a fresh `PromptScorer`, as four
   `evaluate_fidelity` jobs run them;
-* shared: one `PromptScorer` on the base model, the other variants through `PromptScorer.with_head`,
-  as `evaluate_fidelity_transforms` runs them;
+* shared: one `PromptScorer` on the base model and one view of it per head (`PromptScorer.with_heads`:
+  one decoder forward and one base-head matmul for all four), as `evaluate_fidelity_transforms` runs them;
 
 alternating the two paths `--repeats` times, so that a busy neighbour slows both alike, and checks
-that both give the same metrics to the bit. The transforms' values do not change the cost: the
+that both give the same metrics to the bit. Each timing is reported as wall time and as this
+process's CPU time; with `--threads 1` the CPU time hardly depends on the neighbours. The transforms' values do not change the cost: the
 temperature is fixed and the ATS heads are randomly initialized (not the identity). Sampling is not
 timed: it stays per variant in both paths.
 
-    .venv/bin/python -m bench.bench_tree_share [--repeats 3] [--threads 2]
+    .venv/bin/python -m bench.bench_tree_share [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -54,23 +56,27 @@ def transform_files(folder: Path, hidden_size: int) -> dict[str, dict[str, Path]
     return files
 
 
-def time_per_variant(models: dict, tokenizer, spec: PromptSpec, prompt_ids, device: str) -> tuple[float, dict]:
+def timed(device: str, work):
+    """(wall seconds, CPU seconds of this process, result) of ``work()``. With one thread the CPU
+    time is what the work costs; the wall time also holds the waits a busy machine imposes."""
     synchronize(device)
-    start = time.perf_counter()
-    records = {name: exact_metrics(PromptScorer(model, prompt_ids), tokenizer, spec, FidelitySettings(num_samples=0))[0]
-               for name, model in models.items()}
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
     synchronize(device)
-    return time.perf_counter() - start, records
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
-def time_shared(base, heads: dict, tokenizer, spec: PromptSpec, prompt_ids, device: str) -> tuple[float, dict]:
-    synchronize(device)
-    start = time.perf_counter()
-    scorer = PromptScorer(base, prompt_ids)
-    records = {name: exact_metrics(scorer.with_head(head), tokenizer, spec, FidelitySettings(num_samples=0))[0]
-               for name, head in heads.items()}
-    synchronize(device)
-    return time.perf_counter() - start, records
+def per_variant(models: dict, tokenizer, spec: PromptSpec, prompt_ids) -> dict:
+    """Each variant on its own model and scorer, as separate `evaluate_fidelity` jobs."""
+    return {name: exact_metrics(PromptScorer(model, prompt_ids), tokenizer, spec, FidelitySettings(num_samples=0))[0]
+            for name, model in models.items()}
+
+
+def shared(base, heads: dict, tokenizer, spec: PromptSpec, prompt_ids) -> dict:
+    """One scorer on the base model, one view per head, as `evaluate_fidelity_transforms`."""
+    scorers = PromptScorer(base, prompt_ids).with_heads(list(heads.values()))
+    return {name: exact_metrics(scorer, tokenizer, spec, FidelitySettings(num_samples=0))[0]
+            for name, scorer in zip(heads, scorers)}
 
 
 def main() -> None:
@@ -93,20 +99,22 @@ def main() -> None:
         models = {name: load_variant(record, None, args.device, files=files[name], variant=name) for name in VARIANTS}
         heads = {name: variant_head(base, variant_kind(name), files[name]) for name in VARIANTS}
 
-    separate, shared = [], []
+    runs = []
     for _ in range(args.repeats):
-        seconds, separate_records = time_per_variant(models, tokenizer, spec, prompt_ids, args.device)
-        separate.append(seconds)
-        seconds, shared_records = time_shared(base, heads, tokenizer, spec, prompt_ids, args.device)
-        shared.append(seconds)
-        if json.dumps(shared_records, sort_keys=True) != json.dumps(separate_records, sort_keys=True):
+        separate = timed(args.device, lambda: per_variant(models, tokenizer, spec, prompt_ids))
+        together = timed(args.device, lambda: shared(base, heads, tokenizer, spec, prompt_ids))
+        if json.dumps(separate[2], sort_keys=True) != json.dumps(together[2], sort_keys=True):
             raise SystemExit("the shared tree gave other exact metrics than the separate runs")
+        runs.append({"per_variant_wall_s": round(separate[0], 1), "per_variant_cpu_s": round(separate[1], 1),
+                     "shared_wall_s": round(together[0], 1), "shared_cpu_s": round(together[1], 1),
+                     "load_average_1min": round(os.getloadavg()[0], 1)})
+        print(json.dumps(runs[-1]), flush=True)
     result = {
         "prompt": spec.distribution_id,
         "variants": list(VARIANTS),
-        "per_variant_seconds": [round(s, 2) for s in separate],
-        "shared_seconds": [round(s, 2) for s in shared],
-        "speedup_median": round(statistics.median(a / b for a, b in zip(separate, shared)), 2),
+        "runs": runs,
+        "cpu_speedup_median": round(statistics.median(r["per_variant_cpu_s"] / r["shared_cpu_s"] for r in runs), 2),
+        "wall_speedup_median": round(statistics.median(r["per_variant_wall_s"] / r["shared_wall_s"] for r in runs), 2),
         "identical_metrics": True,
     }
     print(json.dumps(result), flush=True)

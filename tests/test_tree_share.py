@@ -1,7 +1,7 @@
 """One tree forward for base and its logit transforms (issue #17): `evaluate_fidelity_transforms`
 writes, for base, a fitted global temperature and a trained ATS head, the same files as a separate
 `evaluate_fidelity` run of each variant (timing columns aside), while running the decoder over each
-prompt's tree once instead of once per variant."""
+prompt's tree and its output head's matmul once instead of once per variant."""
 
 from __future__ import annotations
 
@@ -66,36 +66,48 @@ def outputs(out, variant):
     return FidelityOutputs(folder / "prompts.csv", folder / "samples.jsonl", folder / "distributions.json")
 
 
-class CountingRows:
-    """Counts the packed rows that `PromptScorer` runs through the decoder."""
+class Counting:
+    """Counts the packed rows that `PromptScorer` runs through the decoder and the prefixes its
+    output heads score (each base-head matmul once, however many heads read it)."""
 
     def __init__(self, monkeypatch):
-        self.rows = 0
-        run_rows = exact.PromptScorer._run_rows
+        self.rows = self.head_prefixes = 0
+        run_rows, heads_log_probs = exact.PromptScorer._run_rows, exact.PromptScorer._heads_log_probs
 
-        def counted(scorer, rows):
+        def counted_rows(scorer, rows):
             self.rows += len(rows)
             return run_rows(scorer, rows)
 
-        monkeypatch.setattr(exact.PromptScorer, "_run_rows", counted)
+        def counted_heads(scorer, heads, base, prefixes, *args):
+            self.head_prefixes += len(prefixes)
+            return heads_log_probs(scorer, heads, base, prefixes, *args)
+
+        monkeypatch.setattr(exact.PromptScorer, "_run_rows", counted_rows)
+        monkeypatch.setattr(exact.PromptScorer, "_heads_log_probs", counted_heads)
+
+    def reset(self):
+        counts, self.rows, self.head_prefixes = (self.rows, self.head_prefixes), 0, 0
+        return counts
 
 
 def test_shared_tree_writes_what_separate_runs_write(tiny, tmp_path, monkeypatch):
     test_sets = {split: tiny / f"{split}.jsonl" for split in TEST_SETS}
-    counter = CountingRows(monkeypatch)
+    counter = Counting(monkeypatch)
     for variant, files in variant_files(tiny).items():
         files_out = outputs(tmp_path / "separate", variant)
         evaluate_fidelity(model_record_path=tiny / "model.json", adapter_dir=None, variant=variant,
                           test_sets=test_sets, settings=SETTINGS, prompts_csv=files_out.prompts_csv,
                           samples_jsonl=files_out.samples_jsonl, distributions_json=files_out.distributions_json,
                           threads=1, variant_files=files)
-    separate_rows, counter.rows = counter.rows, 0
+    separate_rows, separate_head_prefixes = counter.reset()
     frames = evaluate_fidelity_transforms(
         model_record_path=tiny / "model.json", variants=variant_files(tiny), test_sets=test_sets,
         settings=SETTINGS, outputs={v: outputs(tmp_path / "shared", v) for v in variant_files(tiny)}, threads=1)
 
-    # The decoder ran over each prompt's tree once, not once per variant.
+    # The decoder ran over each prompt's tree once, not once per variant, and so did the base head.
     assert counter.rows > 0 and counter.rows * 3 == separate_rows
+    # (At most a third: a call made twice, such as an integer prompt's trie and support, is answered once.)
+    assert 0 < counter.head_prefixes * 3 <= separate_head_prefixes
     assert set(frames) == {"base", "temperature", "ats_kl"}
     for variant in frames:
         shared, separate = tmp_path / "shared" / variant, tmp_path / "separate" / variant

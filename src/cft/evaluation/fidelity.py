@@ -317,21 +317,31 @@ def evaluate_fidelity_transforms(*, model_record_path: str | Path, variants: Map
 
 def evaluate_runs(model, tokenizer, model_record: Mapping[str, Any], runs: Sequence[VariantRun],
                   test_sets: Mapping[str, str | Path]) -> None:
-    """Every prompt of every split for each run, prompt by prompt; the runs' exact metrics share one
-    `PromptScorer` per prompt (they all read the same decoder: one run, or `evaluate_fidelity_transforms`)."""
+    """Every prompt of every split for each run, prompt by prompt. Several runs read one decoder
+    (`evaluate_fidelity_transforms`): their exact metrics share the prompt's scorer, its hidden states
+    and its base-head matmul (`PromptScorer.with_heads`)."""
+    heads = [run.head or model.get_output_embeddings() for run in runs]
     for split, path in test_sets.items():
         for spec in (PromptSpec.from_dict(row["spec"]) for row in read_jsonl(path)):
-            scorer = None
-            for run in runs:
+            scorers: list[PromptScorer] = []
+
+            def scorer_for(index: int, prompt_ids: Sequence[int]) -> PromptScorer:
+                # Built by the first run that scores the prompt (the prompt is the same for all).
+                if not scorers:
+                    scorer = PromptScorer(model, prompt_ids)
+                    scorers.extend(scorer.with_heads(heads) if len(heads) > 1 else [scorer])
+                return scorers[index]
+
+            for index, run in enumerate(runs):
                 with output_head(model, run.head) if run.head is not None else nullcontext():
-                    scorer = evaluate_prompt(run, model, tokenizer, model_record, split, spec, scorer)
+                    evaluate_prompt(run, model, tokenizer, model_record, split, spec,
+                                    lambda prompt_ids, index=index: scorer_for(index, prompt_ids))
 
 
 def evaluate_prompt(run: VariantRun, model, tokenizer, model_record: Mapping[str, Any], split: str,
-                    spec: PromptSpec, scorer: PromptScorer | None) -> PromptScorer | None:
+                    spec: PromptSpec, scorer_for: Callable[[Sequence[int]], PromptScorer]) -> None:
     """One prompt's row, raw answers and grid distribution for ``run``, with the model's output head
-    set to the run's; ``scorer`` is the prompt's scorer of an earlier run on the same decoder, which
-    this run reuses with its own head. Returns the prompt's scorer (None while nothing is scored)."""
+    set to the run's; ``scorer_for(prompt_ids)`` gives the run's scorer of the prompt."""
     settings, kind = run.settings, run.kind
     family = spec.family
     chat = ChatOptions(**model_record.get("chat", {}))
@@ -345,9 +355,8 @@ def evaluate_prompt(run: VariantRun, model, tokenizer, model_record: Mapping[str
     if not kind.exact_metrics:
         row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
     elif settings.exact:
-        scorer = (PromptScorer(model, encode_prompt(tokenizer, formatted)) if scorer is None
-                  else scorer.with_head(model.get_output_embeddings()))
-        exact, distribution = exact_metrics(scorer, tokenizer, spec, settings)
+        exact, distribution = exact_metrics(scorer_for(encode_prompt(tokenizer, formatted)), tokenizer, spec,
+                                            settings)
         row.update(exact)
         if distribution is not None:
             run.distributions[f"{split}/{spec.distribution_id}"] = distribution
@@ -363,7 +372,6 @@ def evaluate_prompt(run: VariantRun, model, tokenizer, model_record: Mapping[str
              run.name, split, spec.distribution_id, row["exact_seconds"], row["sampled_seconds"],
              row.get("exact_trie_kl"), row.get("digit_kl"), row.get("valid_rate"))
     run.rows.append(row)
-    return scorer
 
 
 def write_run(run: VariantRun, outputs: FidelityOutputs) -> pd.DataFrame:
