@@ -289,11 +289,12 @@ def evaluate_fidelity_transforms(*, model_record_path: str | Path, variants: Map
 
     ``variants`` maps each variant name to its input files (``{}`` for base), ``outputs`` each name to
     its files. The variants only differ in the output head on the decoder's final hidden states
-    (`cft.variants.shares_base_decoder`), so each prompt's trie and grids are run through the decoder
-    once (by the first variant) and every other variant scores the memoized hidden states with its
-    own head (`PromptScorer.with_head`). The decoder runs on the same packed rows as in a separate
-    `evaluate_fidelity` of each variant, so every exact metric is the same to the bit. Sampling
-    stays per variant, with the variant's head on the model and the same seeds as its separate run.
+    (`cft.variants.shares_base_decoder`), so each prompt's trie and grids go through the decoder and
+    the base head's matmul once, for the first variant, and every variant applies its transform to
+    those logits (`PromptScorer.with_heads`). The decoder and the heads run on the same rows and
+    chunks as in a separate `evaluate_fidelity` of each variant, so every exact metric is the same to
+    the bit. Sampling stays per variant, with the variant's head on the model and the same seeds as
+    its separate run.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -320,7 +321,7 @@ def evaluate_runs(model, tokenizer, model_record: Mapping[str, Any], runs: Seque
     """Every prompt of every split for each run, prompt by prompt. Several runs read one decoder
     (`evaluate_fidelity_transforms`): their exact metrics share the prompt's scorer, its hidden states
     and its base-head matmul (`PromptScorer.with_heads`)."""
-    heads = [run.head or model.get_output_embeddings() for run in runs]
+    heads = [run.head if run.head is not None else model.get_output_embeddings() for run in runs]
     for split, path in test_sets.items():
         for spec in (PromptSpec.from_dict(row["spec"]) for row in read_jsonl(path)):
             scorers: list[PromptScorer] = []
