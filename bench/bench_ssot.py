@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_arguments(parser)
     parser.add_argument("--prompts", type=int, default=4, help=f"how many of the {len(PROMPTS)} prompts")
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--json", help="also write the results, with the answers' texts, here")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -87,17 +87,19 @@ def main() -> None:
                 "answer_tags_closed": len(CLOSE_TAG.findall(text)),
                 "verdict_today": verdict(today),
                 "verdict_capped": verdict(capped),
+                "text": text,
             })
         steps = max(r["tokens"] for r in rows)
         capped_steps = max(r["tokens"] if r["tokens_to_first_answer"] is None else r["tokens_to_first_answer"]
                            for r in rows)
         result = {"prompt": spec.distribution_id, "seconds": round(seconds, 1), "decode_steps": steps,
                   "decode_steps_capped": capped_steps,
-                  "rows": [{k: v for k, v in r.items() if not k.startswith("verdict")} for r in rows],
+                  "rows": [{k: v for k, v in r.items() if k.startswith("tokens") or k == "answer_tags_closed"}
+                           for r in rows],
                   "verdicts_differ": [r for r in rows if r["verdict_today"] != r["verdict_capped"]],
                   "valid": sum(r["verdict_today"][0] for r in rows)}
-        results.append(result)
         print(json.dumps(result, default=str), flush=True)
+        results.append({**result, "texts": [r["text"] for r in rows]})
     total, capped = sum(r["decode_steps"] for r in results), sum(r["decode_steps_capped"] for r in results)
     differ = sum(len(r["verdicts_differ"]) for r in results)
     print(f"decode steps {total} -> {capped} with the stop at the first answer "
