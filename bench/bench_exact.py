@@ -30,6 +30,7 @@ import time
 import torch
 
 from bench.common import Goal, add_model_arguments, print_goals, print_header, synchronize
+from cft.evaluation.exact import PromptScorer
 from cft.evaluation.fidelity import FidelitySettings, exact_metrics
 from cft.evaluation.metrics import w1_to_target
 from cft.evaluation.parsing import parse_sample
@@ -47,7 +48,7 @@ def time_exact(model, tokenizer, spec: PromptSpec, device: str) -> tuple[float, 
     synchronize(device)
     start = time.perf_counter()
     prompt_ids = encode_prompt(tokenizer, format_prompt(tokenizer, spec.prompt))
-    record, _ = exact_metrics(model, tokenizer, spec, prompt_ids, FidelitySettings(num_samples=0))
+    record, _ = exact_metrics(PromptScorer(model, prompt_ids), tokenizer, spec, FidelitySettings(num_samples=0))
     synchronize(device)
     return time.perf_counter() - start, record
 

@@ -28,7 +28,7 @@ GOAL_MINUTES = 60.0
 # Rules that every default `all` runs: a run without a benchmark of each is unfinished, and its wall
 # time says nothing about the goal.
 REQUIRED_RULES = ("prepare_model", "make_split", "select_train_subset", "train_adapter", "evaluate_fidelity",
-                  "tab_fidelity", "fig_training_curves")
+                  "evaluate_fidelity_transforms", "tab_fidelity", "fig_training_curves")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of scripts next to src/, not an installed package
 
-from bench import bench_exact, bench_targets, bench_training, bench_workflow, run_all  # noqa: E402
+from bench import bench_exact, bench_ssot, bench_targets, bench_training, bench_workflow, run_all  # noqa: E402
 from bench.common import Goal, ModelShape, model_shape, training_step_flops  # noqa: E402
 from cft.evaluation.metrics import w1_to_target  # noqa: E402
 from cft.evaluation.parsing import ParsedSample  # noqa: E402
@@ -138,3 +138,11 @@ def test_run_all_passes_the_model_to_every_model_bench():
     assert commands["exact"][commands["exact"].index("--samples") + 1] == "8"  # quick
     assert commands["targets"][-2:] == ["--limit", "40"]
     assert bench_targets.CharTokenizer()(["-1.5"])["input_ids"] == [[11, 2, 12, 6]]
+
+
+def test_ssot_bench_cuts_at_the_first_answer_outside_thinking():
+    text = "<think><answer>1</answer></think><random_string>x</random_string><answer>2</answer> <answer>3</answer>"
+    end = bench_ssot.first_answer_end(text)
+    assert text[:end].endswith("<answer>2</answer>")
+    assert bench_ssot.first_answer_end("<answer>2") is None
+    assert bench_ssot.first_answer_end("<think><answer>1</answer>") is None  # inside an open trace

@@ -1,7 +1,8 @@
 """Every per-variant evaluation script of `workflow/scripts/` runs through Snakemake on a tiny random
 Llama, for a plain variant (base), a logit transform whose file reaches the script through
 `cft.jobs.variant_job` (a fitted global temperature) and a prompting protocol (SSoT, where it
-applies). The tiny report run in `test_report` covers training and the fidelity script with an
+applies); base and the temperature reach the fidelity script of the shared tree
+(`evaluate_fidelity_transforms`). The tiny report run in `test_report` covers training and the fidelity script with an
 adapter."""
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def test_every_evaluation_script_runs_each_variant_kind(repo_root, tmp_path):
     run = smk(repo_root, workdir, "--cores", "2", "--configfile", "config/config.yaml", "tiny.yaml", "--", *targets)
     assert run.returncode == 0, run.stderr[-4000:]
     counts = job_counts(run.stderr)  # a real run logs its job table to stderr
-    assert {rule: counts.get(rule) for rule in PER_VARIANT} == {
-        rule: 3 if rule in SSOT_RULES else 2 for rule in PER_VARIANT}
+    expected = {rule: 3 if rule in SSOT_RULES else 2 for rule in PER_VARIANT}
+    # Base and the temperature share one fidelity job (one tree forward); SSoT has its own.
+    expected["evaluate_fidelity"] = 1
+    assert {rule: counts.get(rule) for rule in PER_VARIANT} == expected
+    assert counts["evaluate_fidelity_transforms"] == 1
     assert counts["fit_temperature"] == 1
     for target in targets:
         assert (workdir / target).stat().st_size > 0, target

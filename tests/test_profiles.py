@@ -167,7 +167,7 @@ def test_paper_matrix_routes_every_gpu_job_to_the_gpu_partition(repo_root):
             assert not any("gpu" in arg for arg in args), where
         routed[partition].add(rule)
     # The rules the profile once listed by name, and those it missed (issue #16), all on GPUs.
-    assert {"train_adapter", "evaluate_fidelity", "evaluate_openended", "evaluate_mcq", "evaluate_choices",
+    assert {"train_adapter", "evaluate_fidelity", "evaluate_fidelity_transforms", "evaluate_openended", "evaluate_mcq", "evaluate_choices",
             "evaluate_tinybench", "evaluate_perplexity", "noveltybench_generate", "noveltybench_score",
             "fit_temperature", "train_ats"} <= routed["gpu"]
     assert {"prepare_model", "make_split"} <= routed["cpu"]

@@ -48,7 +48,7 @@ evaluate:
   fidelity: {num_samples: 2, max_new_tokens: 8, batch_size: 4, exact: false}
 """
 TARGETS = ["results/tables/fidelity_summary.csv", "results/figures/fidelity_summary.pdf"]
-GPU_RULES = {"train_adapter", "fit_temperature", "evaluate_fidelity"}
+GPU_RULES = {"train_adapter", "fit_temperature", "evaluate_fidelity", "evaluate_fidelity_transforms"}
 CPU_RULES = {"prepare_model"}
 TIMEOUT_S = 1200
 # Timing columns differ between runs; everything else must not.

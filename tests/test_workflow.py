@@ -39,7 +39,8 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["train_adapter"] == 4  # soft, hard, fullsupport, exactdigit
     assert counts["fit_temperature"] == 1
     assert counts["train_ats"] == 2  # ats_smooth, ats_kl
-    assert counts["evaluate_fidelity"] == 9  # base, 4 adapters, 4 baselines
+    assert counts["evaluate_fidelity"] == 5  # 4 adapters and SSoT
+    assert counts["evaluate_fidelity_transforms"] == 1  # base, temperature and the ATS heads: one tree forward
     assert counts["evaluate_openended"] == 9  # SSoT included
     assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
     assert counts["tab_choices"] == counts["fig_openended_choices"] == 1
@@ -55,7 +56,7 @@ def test_core_dry_run_is_the_paper_matrix(repo_root):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["train_adapter"] == 2  # soft, hard
-    assert counts["evaluate_fidelity"] == 3
+    assert counts["evaluate_fidelity"] == 2 and counts["evaluate_fidelity_transforms"] == 1  # soft, hard; base
     assert counts["evaluate_curve"] == 2
     assert counts["tab_fidelity_comparisons"] == 1
     assert "fit_temperature" not in counts and "train_ats" not in counts

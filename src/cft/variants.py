@@ -30,6 +30,7 @@ the config).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,36 @@ def resolve_kind(variant: str | None, files: Mapping[str, Any] | None = None) ->
 def needs_hf_backend(kind: VariantKind) -> bool:
     """Logit transforms live in this process's model; an external engine (vLLM) would skip them."""
     return kind.transforms_logits
+
+
+def shares_base_decoder(kind: VariantKind) -> bool:
+    """Whether the variant is the base model's decoder on the plain prompt, with at most its output
+    head transformed (base, a fitted temperature, the ATS heads): then one decoder forward serves
+    them all (`cft.evaluation.fidelity.evaluate_fidelity_transforms`)."""
+    return kind.prompting is None and (kind.name == "base" or kind.transforms_logits)
+
+
+def variant_head(model, kind: VariantKind, files: Mapping[str, Any]) -> nn.Module:
+    """The output head that variant ``kind`` puts on the base ``model`` (its own head for base, the
+    head followed by the transform for a logit transform); ``model`` is left as it was."""
+    if not shares_base_decoder(kind):
+        raise ValueError(f"variant kind {kind.name!r} changes more than the output head of the base model")
+    head = model.get_output_embeddings()
+    try:
+        return kind.apply(model, {key: Path(value) for key, value in files.items()}).get_output_embeddings()
+    finally:
+        model.set_output_embeddings(head)
+
+
+@contextmanager
+def output_head(model, head: nn.Module):
+    """``model`` with ``head`` as its output head inside the block (a `variant_head` of it)."""
+    original = model.get_output_embeddings()
+    model.set_output_embeddings(head)
+    try:
+        yield model
+    finally:
+        model.set_output_embeddings(original)
 
 
 def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None, device: str | None, *,

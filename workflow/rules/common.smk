@@ -6,7 +6,7 @@ from cft.assets import missing_assets
 from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, model_entry, validate_config
 from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
-from cft.variants import variant_files
+from cft.variants import shares_base_decoder, variant_files, variant_kind
 
 try:
     config = validate_config(config)
@@ -146,6 +146,22 @@ def fidelity_inputs(wildcards):
         inputs.update(variant_files(wildcards.model, wildcards.variant))
     elif wildcards.variant != "base":
         inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
+    return inputs
+
+
+# Base and its logit transforms (a fitted temperature, the ATS heads) share the base decoder: one
+# evaluate_fidelity_transforms job per model scores each prompt's tree once for all of them.
+SHARED_TREE_VARIANTS = [v for v in VARIANTS if shares_base_decoder(variant_kind(v, [*METHODS, *ABLATIONS]))]
+
+
+def fidelity_transform_inputs(wildcards):
+    """The model record, the test splits, and the file of each logit-transform variant."""
+    inputs = {
+        "model": f"results/models/{wildcards.model}.json",
+        **{split: f"results/datasets/{split}.jsonl" for split in config["evaluate"]["splits"]},
+    }
+    for variant in SHARED_TREE_VARIANTS:
+        inputs.update({f"{variant}__{key}": path for key, path in variant_files(wildcards.model, variant).items()})
     return inputs
 
 

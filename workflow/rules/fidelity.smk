@@ -26,6 +26,41 @@ rule evaluate_fidelity:
         "../scripts/evaluate_fidelity.py"
 
 
+if SHARED_TREE_VARIANTS:
+
+    # Base, the temperature baseline and the ATS heads differ only in the head on the base decoder's
+    # final hidden states: one job per model runs each prompt's tree through the decoder once, scores
+    # it with every head, samples each variant with its own head and seeds, and writes each variant's
+    # files at the paths evaluate_fidelity would (cft.evaluation.fidelity.evaluate_fidelity_transforms).
+    ruleorder: evaluate_fidelity_transforms > evaluate_fidelity
+
+    rule evaluate_fidelity_transforms:
+        input:
+            unpack(fidelity_transform_inputs),
+        output:
+            prompts=expand("results/fidelity/{{model}}/{variant}/prompts.csv", variant=SHARED_TREE_VARIANTS),
+            samples=expand("results/fidelity/{{model}}/{variant}/samples.jsonl", variant=SHARED_TREE_VARIANTS),
+            distributions=expand(
+                "results/fidelity/{{model}}/{variant}/distributions.json", variant=SHARED_TREE_VARIANTS
+            ),
+        log:
+            "logs/evaluate_fidelity_transforms/{model}.log",
+        benchmark:
+            "benchmarks/evaluate_fidelity_transforms/{model}.tsv"
+        threads: model_job_threads()
+        resources:
+            mem_mb=lambda wc: model_memory_mb(wc.model),
+            runtime=lambda wc: train_runtime_min(wc.model) * len(SHARED_TREE_VARIANTS),
+            gpu=lambda wc: 1 if on_gpu() else 0,
+        params:
+            settings=fidelity_settings,
+            splits=config["evaluate"]["splits"],
+            variant_files=lambda wc: {v: variant_files(wc.model, v) for v in SHARED_TREE_VARIANTS},
+            device=torch_device(),
+        script:
+            "../scripts/evaluate_fidelity_transforms.py"
+
+
 rule tab_fidelity:
     input:
         prompts=expand(

@@ -15,9 +15,10 @@ metric needs, and the metric is computed from those numbers instead of from samp
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +49,16 @@ class NextTokenScorer(Protocol):
         *,
         temperature: float = 1.0,
     ) -> list[np.ndarray]: ...
+
+
+@dataclass
+class _HeadGroup:
+    """The heads of `PromptScorer.with_heads`: the base head, every head in order, and each
+    `log_probs` call made so far with its answer under every head (in the order of ``heads``)."""
+
+    base: Any
+    heads: list[Any]
+    answered: dict[Any, list[list[np.ndarray]]] = field(default_factory=dict)
 
 
 class PromptScorer:
@@ -99,6 +110,8 @@ class PromptScorer:
         self.row_tokens = row_tokens
         self.batch_rows = batch_rows
         self.head_rows = head_rows
+        self._group: _HeadGroup | None = None
+        self._group_index = 0
 
         prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self._device)
         with torch.inference_mode():
@@ -123,6 +136,40 @@ class PromptScorer:
                 self._run_rows(rows[start : start + self.batch_rows])
         return torch.stack([self._hidden[tuple(p)] for p in prefixes])
 
+    def with_head(self, head: Any) -> PromptScorer:
+        """This scorer with another output head on the same decoder and prompt.
+
+        The two share the prompt's cache and the memoized hidden states, so a prefix that either
+        has scored costs the other only its head.
+        """
+        scorer = copy.copy(self)
+        scorer._head = head
+        scorer._group = None
+        return scorer
+
+    def with_heads(self, heads: Sequence[Any]) -> list[PromptScorer]:
+        """One scorer per head on this decoder and prompt, for a base head and logit transforms of it
+        (`cft.variants.TransformedHead` around that same head): base, a fitted temperature and the
+        ATS heads (`cft.evaluation.fidelity.evaluate_fidelity_transforms`).
+
+        Besides the hidden states (`with_head`), they share the base head's vocabulary-sized matmul:
+        the first of them to make a `log_probs` call answers it for every head from one matmul per
+        chunk, and the answers are kept for the others, which make the same calls (the prefixes an
+        exact metric reads do not depend on the model). Every answer equals, to the bit, that of the
+        head on its own. The answers (the requested tokens' log-probabilities) live as long as the
+        scorers: one prompt.
+        """
+        bases = {id(getattr(head, "head", head)): getattr(head, "head", head) for head in heads}
+        if len(bases) != 1 or not all(head in bases.values() or hasattr(head, "transform") for head in heads):
+            raise ValueError("with_heads takes one base head and logit transforms of that same head")
+        group = _HeadGroup(base=next(iter(bases.values())), heads=list(heads))
+        scorers = []
+        for index, head in enumerate(heads):
+            scorer = self.with_head(head)
+            scorer._group, scorer._group_index = group, index
+            scorers.append(scorer)
+        return scorers
+
     def log_probs(
         self,
         prefixes: Sequence[tuple[int, ...]],
@@ -133,6 +180,18 @@ class PromptScorer:
         """``NextTokenScorer.log_probs``: the requested tokens' log-probabilities at each prefix."""
         if len(prefixes) != len(tokens):
             raise ValueError(f"{len(prefixes)} prefixes but {len(tokens)} token lists")
+        if self._group is None:
+            return self._heads_log_probs([self._head], None, prefixes, tokens, temperature)[0]
+        call = (tuple(map(tuple, prefixes)), tuple(map(tuple, tokens)), temperature)
+        if call not in self._group.answered:
+            self._group.answered[call] = self._heads_log_probs(self._group.heads, self._group.base, prefixes,
+                                                               tokens, temperature)
+        return self._group.answered[call][self._group_index]
+
+    def _heads_log_probs(self, heads: Sequence[Any], base: Any | None, prefixes: Sequence[tuple[int, ...]],
+                         tokens: Sequence[Sequence[int]], temperature: float) -> list[list[np.ndarray]]:
+        """`log_probs` under each head; with ``base``, every head is ``base`` or a transform of it
+        and ``base`` runs once per chunk."""
         hidden = self.hidden_states(prefixes)
         counts = [len(t) for t in tokens]
         offsets = np.concatenate(([0], np.cumsum(counts))).tolist()
@@ -140,21 +199,30 @@ class PromptScorer:
         flat_rows = torch.repeat_interleave(
             torch.arange(len(prefixes), device=self._device), torch.tensor(counts, device=self._device)
         )
-        result = np.empty(offsets[-1], dtype=np.float64)
+        results = [np.empty(offsets[-1], dtype=np.float64) for _ in heads]
         with torch.inference_mode():
             for start in range(0, len(prefixes), self.head_rows):
                 stop = min(start + self.head_rows, len(prefixes))
-                logits = self._logits(hidden[start:stop]).float().div_(temperature)
-                log_normalizer = torch.logsumexp(logits, dim=-1)
+                chunk = hidden[start:stop]
+                if base is None:
+                    chunk_logits = [head(chunk) for head in heads]
+                else:
+                    # What TransformedHead.forward computes, transform(hidden, head(hidden)), with
+                    # head(hidden) computed once for all heads.
+                    base_logits = base(chunk)
+                    chunk_logits = [base_logits if head is base else head.transform(chunk, base_logits)
+                                    for head in heads]
                 # The flat token list is grouped by prefix, so this chunk's entries are one slice.
                 lo, hi = offsets[start], offsets[stop]
                 rows = flat_rows[lo:hi] - start
-                picked = logits[rows, flat_tokens[lo:hi]] - log_normalizer[rows]
-                result[lo:hi] = picked.double().cpu().numpy()
-        return np.split(result, offsets[1:-1])
+                for result, raw in zip(results, chunk_logits):
+                    logits = self._softcap_logits(raw).float().div(temperature)
+                    log_normalizer = torch.logsumexp(logits, dim=-1)
+                    picked = logits[rows, flat_tokens[lo:hi]] - log_normalizer[rows]
+                    result[lo:hi] = picked.double().cpu().numpy()
+        return [np.split(result, offsets[1:-1]) for result in results]
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self._head(hidden)
+    def _softcap_logits(self, logits: torch.Tensor) -> torch.Tensor:
         # Gemma-2-style models squash logits inside their forward; the head alone would skip that.
         if self._softcap is not None:
             logits = torch.tanh(logits / self._softcap) * self._softcap

@@ -11,7 +11,9 @@ For every test prompt this computes
   median, and over the std), moment errors and a goodness-of-fit test.
 
 It writes the raw answers (every one, with its seed, parse result and error code) and one metric row
-per prompt.
+per prompt. `evaluate_fidelity` evaluates one variant; `evaluate_fidelity_transforms` evaluates base
+and its logit transforms (a fitted temperature, ATS heads) together on one loaded model, running each
+prompt's exact tree through the decoder once for all of them, and writes the same files per variant.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,8 @@ from cft.baselines.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sam
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.trie import TokenTrie
-from cft.variants import load_variant, needs_hf_backend, resolve_kind
+from cft.variants import (VariantKind, load_variant, needs_hf_backend, output_head, resolve_kind,
+                          shares_base_decoder, variant_head)
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +123,16 @@ def digit_resolution_for(space, settings: FidelitySettings) -> int | None:
     return None
 
 
-def exact_metrics(model, tokenizer, spec: PromptSpec, prompt_ids: Sequence[int],
+def exact_metrics(scorer: PromptScorer, tokenizer, spec: PromptSpec,
                   settings: FidelitySettings) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Exact metrics of one prompt, and the model's and target's grid distributions (for figures;
-    None when the target is too wide for a digit grid)."""
+    """Exact metrics of one prompt from its scorer, and the model's and target's grid distributions
+    (for figures; None when the target is too wide for a digit grid)."""
     family = spec.family
     dist = family.distribution(spec.param_dict)
     support = family.support(spec.param_dict)
     space = output_space_for(spec, decimals=settings.trie_decimals, max_bins=settings.trie_max_bins,
                              quantile_low=settings.quantile_low, quantile_high=settings.quantile_high)
     trie = TokenTrie.from_output_space(space, tokenizer)
-    scorer = PromptScorer(model, prompt_ids)
     scores = score_trie(scorer, trie)
     trie_kl = exact_trie_kl(scores)
     resolution = None if family.integer_only else digit_resolution_for(space, settings)
@@ -213,6 +216,48 @@ def ssot_verdicts(tokenizer, texts: Sequence[str], support, integer_only: bool, 
     return parsed, counts
 
 
+@dataclass(frozen=True)
+class FidelityOutputs:
+    """The three files a fidelity evaluation writes per (model, variant)."""
+
+    prompts_csv: str | Path
+    samples_jsonl: str | Path
+    distributions_json: str | Path
+
+
+@dataclass
+class VariantRun:
+    """One variant evaluated by a fidelity job: its kind, its settings (backend fallback applied),
+    the output head it puts on the loaded model (None: the model as loaded), its sampler, and its
+    rows, raw answers and grid distributions as they accumulate."""
+
+    name: str
+    kind: VariantKind
+    settings: FidelitySettings
+    head: torch.nn.Module | None = None
+    sampler: HFSampler | VLLMSampler | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    raw_answers: list[dict[str, Any]] = field(default_factory=list)
+    distributions: dict[str, Any] = field(default_factory=dict)
+
+
+def run_settings(variant: str, kind: VariantKind, settings: FidelitySettings) -> FidelitySettings:
+    if needs_hf_backend(kind) and settings.backend != "hf":
+        # vLLM runs its own copy of the weights and would sample the untransformed model.
+        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
+        return replace(settings, backend="hf")
+    return settings
+
+
+def add_sampler(run: VariantRun, model, tokenizer, model_record: Mapping[str, Any],
+                adapter_dir: str | Path | None) -> None:
+    # A numeric answer that can no longer parse is MALFORMED whatever follows: stop drawing it. SSoT
+    # answers sit inside tags after free text, so they run to eos or the token limit.
+    stop = run.settings.stop_at_malformed and run.kind.prompting != "ssot"
+    run.sampler = make_sampler(run.settings, model, tokenizer, model_record, adapter_dir,
+                               stop_when=cannot_become_number if stop else None)
+
+
 def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path | None, variant: str,
                       test_sets: Mapping[str, str | Path], settings: FidelitySettings,
                       prompts_csv: str | Path, samples_jsonl: str | Path, distributions_json: str | Path,
@@ -228,54 +273,113 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
     model_record = read_json(model_record_path)
     tokenizer = load_tokenizer(model_record["path"])
     kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    if needs_hf_backend(kind) and settings.backend != "hf":
-        # vLLM runs its own copy of the weights and would sample the untransformed model.
-        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
-        settings = replace(settings, backend="hf")
+    run = VariantRun(variant, kind, run_settings(variant, kind, settings))
     model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-    chat = ChatOptions(**model_record.get("chat", {}))
-    ssot = kind.prompting == "ssot"
-    # A numeric answer that can no longer parse is MALFORMED whatever follows: stop drawing it. SSoT
-    # answers sit inside tags after free text, so they run to eos or the token limit.
-    stop_when = cannot_become_number if settings.stop_at_malformed and not ssot else None
-    sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir, stop_when=stop_when)
+    add_sampler(run, model, tokenizer, model_record, adapter_dir)
+    evaluate_runs(model, tokenizer, model_record, [run], test_sets)
+    return write_run(run, FidelityOutputs(prompts_csv, samples_jsonl, distributions_json))
 
-    rows, raw_answers, distributions = [], [], {}
+
+def evaluate_fidelity_transforms(*, model_record_path: str | Path, variants: Mapping[str, Mapping[str, Any]],
+                                 test_sets: Mapping[str, str | Path], settings: FidelitySettings,
+                                 outputs: Mapping[str, FidelityOutputs], device: str = "cpu",
+                                 threads: int | None = None) -> dict[str, pd.DataFrame]:
+    """Evaluate base and logit transforms of it (a fitted temperature, ATS heads) on one loaded base
+    model, with one tree forward per prompt for all of them.
+
+    ``variants`` maps each variant name to its input files (``{}`` for base), ``outputs`` each name to
+    its files. The variants only differ in the output head on the decoder's final hidden states
+    (`cft.variants.shares_base_decoder`), so each prompt's trie and grids go through the decoder and
+    the base head's matmul once, for the first variant, and every variant applies its transform to
+    those logits (`PromptScorer.with_heads`). The decoder and the heads run on the same rows and
+    chunks as in a separate `evaluate_fidelity` of each variant, so every exact metric is the same to
+    the bit. Sampling stays per variant, with the variant's head on the model and the same seeds as
+    its separate run.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if set(outputs) != set(variants):
+        raise ValueError(f"outputs for {sorted(outputs)} but variants {sorted(variants)}")
+    model_record = read_json(model_record_path)
+    tokenizer = load_tokenizer(model_record["path"])
+    model = load_variant(model_record, None, device)
+    runs = []
+    for name, files in variants.items():
+        kind = resolve_kind(name, files)
+        if not shares_base_decoder(kind):
+            raise ValueError(f"variant {name!r} of kind {kind.name!r} is not the base decoder with another "
+                             "output head: evaluate it on its own (evaluate_fidelity)")
+        run = VariantRun(name, kind, run_settings(name, kind, settings), head=variant_head(model, kind, files))
+        add_sampler(run, model, tokenizer, model_record, None)
+        runs.append(run)
+    evaluate_runs(model, tokenizer, model_record, runs, test_sets)
+    return {run.name: write_run(run, outputs[run.name]) for run in runs}
+
+
+def evaluate_runs(model, tokenizer, model_record: Mapping[str, Any], runs: Sequence[VariantRun],
+                  test_sets: Mapping[str, str | Path]) -> None:
+    """Every prompt of every split for each run, prompt by prompt. Several runs read one decoder
+    (`evaluate_fidelity_transforms`): their exact metrics share the prompt's scorer, its hidden states
+    and its base-head matmul (`PromptScorer.with_heads`)."""
+    heads = [run.head if run.head is not None else model.get_output_embeddings() for run in runs]
     for split, path in test_sets.items():
         for spec in (PromptSpec.from_dict(row["spec"]) for row in read_jsonl(path)):
-            family = spec.family
-            formatted = (format_ssot_prompt(tokenizer, spec.prompt, chat, settings.ssot_system_prompt)
-                         if ssot
-                         else format_prompt(tokenizer, spec.prompt, chat))
-            prompt_ids = encode_prompt(tokenizer, formatted)
-            row = {"model": model_record["name"], "variant": variant, "split": split,
-                   "family_id": family.family_id, "tier": family.tier, "kind": family.kind,
-                   "distribution_id": spec.distribution_id, "prompt": spec.prompt}
-            started = time.perf_counter()
-            if not kind.exact_metrics:
-                row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
-            elif settings.exact:
-                exact, distribution = exact_metrics(model, tokenizer, spec, prompt_ids, settings)
-                row.update(exact)
-                if distribution is not None:
-                    distributions[f"{split}/{spec.distribution_id}"] = distribution
-            row["exact_seconds"] = time.perf_counter() - started
-            started = time.perf_counter()
-            if sampler is not None:
-                sampled, raw = sampled_metrics(sampler, formatted, spec, split, settings,
-                                               ssot_tokenizer=tokenizer if ssot else None)
-                row.update(sampled)
-                raw_answers.extend({"model": model_record["name"], "variant": variant, **r} for r in raw)
-            row["sampled_seconds"] = time.perf_counter() - started
-            log.info("%s %s %s: exact %.1fs, sampled %.1fs, exact_trie_kl=%s digit_kl=%s valid_rate=%s",
-                     variant, split, spec.distribution_id, row["exact_seconds"], row["sampled_seconds"],
-                     row.get("exact_trie_kl"), row.get("digit_kl"), row.get("valid_rate"))
-            rows.append(row)
+            scorers: list[PromptScorer] = []
 
-    frame = pd.DataFrame(rows)
-    write_jsonl(samples_jsonl, raw_answers)
-    write_json(distributions_json, distributions)
-    write_csv(prompts_csv, frame)
+            def scorer_for(index: int, prompt_ids: Sequence[int]) -> PromptScorer:
+                # Built by the first run that scores the prompt (the prompt is the same for all).
+                if not scorers:
+                    scorer = PromptScorer(model, prompt_ids)
+                    scorers.extend(scorer.with_heads(heads) if len(heads) > 1 else [scorer])
+                return scorers[index]
+
+            for index, run in enumerate(runs):
+                with output_head(model, run.head) if run.head is not None else nullcontext():
+                    evaluate_prompt(run, model, tokenizer, model_record, split, spec,
+                                    lambda prompt_ids, index=index: scorer_for(index, prompt_ids))
+
+
+def evaluate_prompt(run: VariantRun, model, tokenizer, model_record: Mapping[str, Any], split: str,
+                    spec: PromptSpec, scorer_for: Callable[[Sequence[int]], PromptScorer]) -> None:
+    """One prompt's row, raw answers and grid distribution for ``run``, with the model's output head
+    set to the run's; ``scorer_for(prompt_ids)`` gives the run's scorer of the prompt."""
+    settings, kind = run.settings, run.kind
+    family = spec.family
+    chat = ChatOptions(**model_record.get("chat", {}))
+    ssot = kind.prompting == "ssot"
+    formatted = (format_ssot_prompt(tokenizer, spec.prompt, chat, settings.ssot_system_prompt) if ssot
+                 else format_prompt(tokenizer, spec.prompt, chat))
+    row = {"model": model_record["name"], "variant": run.name, "split": split,
+           "family_id": family.family_id, "tier": family.tier, "kind": family.kind,
+           "distribution_id": spec.distribution_id, "prompt": spec.prompt}
+    started = time.perf_counter()
+    if not kind.exact_metrics:
+        row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
+    elif settings.exact:
+        exact, distribution = exact_metrics(scorer_for(encode_prompt(tokenizer, formatted)), tokenizer, spec,
+                                            settings)
+        row.update(exact)
+        if distribution is not None:
+            run.distributions[f"{split}/{spec.distribution_id}"] = distribution
+    row["exact_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if run.sampler is not None:
+        sampled, raw = sampled_metrics(run.sampler, formatted, spec, split, settings,
+                                       ssot_tokenizer=tokenizer if ssot else None)
+        row.update(sampled)
+        run.raw_answers.extend({"model": model_record["name"], "variant": run.name, **r} for r in raw)
+    row["sampled_seconds"] = time.perf_counter() - started
+    log.info("%s %s %s: exact %.1fs, sampled %.1fs, exact_trie_kl=%s digit_kl=%s valid_rate=%s",
+             run.name, split, spec.distribution_id, row["exact_seconds"], row["sampled_seconds"],
+             row.get("exact_trie_kl"), row.get("digit_kl"), row.get("valid_rate"))
+    run.rows.append(row)
+
+
+def write_run(run: VariantRun, outputs: FidelityOutputs) -> pd.DataFrame:
+    frame = pd.DataFrame(run.rows)
+    write_jsonl(outputs.samples_jsonl, run.raw_answers)
+    write_json(outputs.distributions_json, run.distributions)
+    write_csv(outputs.prompts_csv, frame)
     return frame
 
 

@@ -1,0 +1,19 @@
+from cft.devices import bind_gpus
+from cft.evaluation.fidelity import FidelityOutputs, FidelitySettings, evaluate_fidelity_transforms
+from cft.jobs import log_to
+
+if __name__ == "__main__":
+    log_to(snakemake.log[0])
+    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
+    bind_gpus(snakemake.resources.gpu)
+    variants = snakemake.params.variant_files
+    outputs = zip(snakemake.output.prompts, snakemake.output.samples, snakemake.output.distributions)
+    evaluate_fidelity_transforms(
+        model_record_path=snakemake.input.model,
+        variants=variants,
+        test_sets={split: snakemake.input[split] for split in snakemake.params.splits},
+        settings=FidelitySettings(**snakemake.params.settings),
+        outputs={variant: FidelityOutputs(*files) for variant, files in zip(variants, outputs)},
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+    )
