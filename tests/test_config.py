@@ -125,29 +125,39 @@ def test_methods_and_evaluations_get_the_target_they_name(default_config):
 
 
 def test_schema_defaults_agree_with_the_settings_classes():
-    """The schema fills the config; the settings classes, built without the workflow (tests, `cft
-    train`, `cft target`), carry the same defaults: a config that sets nothing trains and evaluates
-    as the classes' defaults do."""
+    """The schema fills the config; the settings classes, also built without the workflow (tests,
+    `cft train`, `cft target`), carry the same defaults: a config that sets nothing trains and
+    evaluates as the classes' defaults do (the methods' own defaults included)."""
+    import dataclasses
+
     from cft.baselines.ats import ATSSettings
     from cft.baselines.temperature import TemperatureSettings
     from cft.evaluation.fidelity import FidelitySettings
     from cft.targets import HARD_TARGET, SOFT_TARGET, TargetSettings
     from cft.training import METHODS, TrainConfig
+    from cft.transfer.mcq import McqSettings
+    from cft.transfer.noveltybench import GenerationSettings
+    from cft.transfer.openended import OpenEndedSettings
 
     config = validate_config({"models": [MODEL], "data": {"train_families": ["gaussian"], "heldout_families": []},
-                              "train": {"methods": ["soft", "hard", "fullsupport", "exactdigit"]},
-                              "evaluate": {"splits": ["unseen"]}})
+                              "train": {"methods": sorted(METHODS)}, "evaluate": {"splits": ["unseen"]}})
     assert TargetSettings.of(config["targets"]["soft"]) == SOFT_TARGET == TargetSettings()
     assert TargetSettings.of(config["targets"]["hard"]) == HARD_TARGET
-    assert sorted(METHODS) == sorted(config["train"]["methods"])
     for method in METHODS:
-        from_schema = TrainConfig.from_dict(train_settings(config, "m", method))
-        assert from_schema == TrainConfig(method=method), method
-    shared = {"seed": config["seed"], "target": evaluation_target(config)}
-    fidelity = config["evaluate"]["fidelity"]
-    assert FidelitySettings(**{**fidelity, "mc_seeds": tuple(fidelity["mc_seeds"])}, **shared) == FidelitySettings()
-    assert TemperatureSettings(**config["baselines"]["temperature"], **shared) == TemperatureSettings()
-    assert ATSSettings(**config["baselines"]["ats"], **shared) == ATSSettings()
+        assert TrainConfig.from_dict(train_settings(config, "m", method)) == TrainConfig(method=method), method
+    evaluate, baselines = config["evaluate"], config["baselines"]
+    # What the rules add to a section: the master seed, the evaluations' target, SSoT's prompt.
+    added = {"seed": config["seed"], "target": TargetSettings.of(evaluation_target(config)),
+             "ssot_system_prompt": baselines["ssot"]["system_prompt"]}
+    sections = [(FidelitySettings, evaluate["fidelity"]), (OpenEndedSettings, evaluate["openended"]),
+                (McqSettings, evaluate["mcq"]), (GenerationSettings, evaluate["noveltybench"]),
+                (TemperatureSettings, baselines["temperature"]), (ATSSettings, baselines["ats"])]
+    for cls, section in sections:
+        defaults = cls()
+        for field in dataclasses.fields(cls):
+            value = section[field.name] if field.name in section else added[field.name]
+            value = tuple(value) if isinstance(value, list) else value
+            assert value == getattr(defaults, field.name), f"{cls.__name__}.{field.name}"
 
 
 def test_bad_model_override_names_the_key(default_config):
