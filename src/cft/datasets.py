@@ -1,9 +1,9 @@
 """Split datasets on disk: one JSON line per prompt with its parameters and discretized target.
 
 A row holds everything needed to rebuild the prompt (`spec`), what people read (`prompt`,
-`distribution_id`, family metadata, true support) and the soft target's output space (canonical strings
-and masses) at the configured resolution, so a dataset file can be inspected or consumed without the
-package.
+`distribution_id`, family metadata, true support) and the output space (canonical strings and masses)
+of the evaluations' target (the config's `evaluate.target`, the soft adapter's) with its settings, so
+a dataset file can be inspected or consumed without the package.
 """
 
 from __future__ import annotations
