@@ -275,7 +275,8 @@ BAD_OVERLAYS = {
                      f"unknown config key 'learning_rate' in models[0].train.soft; allowed: {TRAIN_KEYS}"),
     # Targets: each a named entry of `targets`, which the methods and the evaluations name.
     "target-key": ({"targets": {"soft": {"bins": 10}}},
-                   "unknown config key 'bins' in targets.soft; allowed: decimals, max_bins, quantile_high, quantile_low"),
+                   "unknown config key 'bins' in targets.soft; allowed: decimals, max_bins, quantile_high, "
+                   "quantile_low"),
     "target-range": ({"targets": {"hard": {"max_bins": 10**7}}},
                      "config key 'targets.hard.max_bins': 10000000 is greater than the maximum of 1000000"),
     "new-target-without-bins": ({"targets": {"fine": {"decimals": 6}}},

@@ -22,6 +22,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cft.targets import TargetSettings
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -161,9 +163,8 @@ def _check_finite(value: Any, path: list[Any]) -> None:
             _check_finite(item, [*path, index])
 
 
-# The keys of a target (cft.targets.TargetSettings): the `targets` section's, and what an ablation may
-# vary of its method's target.
-TARGET_KEYS = ("decimals", "max_bins", "quantile_low", "quantile_high")
+# The keys of a target: the `targets` section's, and what an ablation may vary of its method's target.
+TARGET_KEYS = TargetSettings.setting_names()
 
 
 def _check_moved_keys(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:

@@ -105,14 +105,15 @@ class TargetSettings:
         if isinstance(value, cls):
             return value
         if not isinstance(value, Mapping):
-            raise ValueError(f"target settings must be a mapping of {', '.join(cls.keys())}, not {value!r}")
-        unknown = sorted(set(value) - set(cls.keys()))
+            raise ValueError(f"target settings must be a mapping of {', '.join(cls.setting_names())}, not {value!r}")
+        unknown = sorted(set(value) - set(cls.setting_names()))
         if unknown:
-            raise ValueError(f"unknown target key {', '.join(map(repr, unknown))}; allowed: {', '.join(cls.keys())}")
+            raise ValueError(f"unknown target key {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(cls.setting_names())}")
         return cls(**value)
 
     @classmethod
-    def keys(cls) -> tuple[str, ...]:
+    def setting_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
     def to_dict(self) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class TrainConfig:
         """Build from settings whose `target` is a mapping, or from a record of `to_dict` (the target's
         keys flat); an unknown key is an error that names it."""
         settings = dict(settings)
-        flat = {key: settings.pop(key) for key in TargetSettings.keys() if key in settings}
+        flat = {key: settings.pop(key) for key in TargetSettings.setting_names() if key in settings}
         if flat:
             if "target" in settings:
                 raise ValueError(f"train config keys {', '.join(map(repr, flat))} are keys of 'target'; "
