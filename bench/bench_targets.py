@@ -61,7 +61,7 @@ def max_rss_mb() -> float:
 
 def run_phase(max_bins: int, tokenizer_name: str | None, keep: bool, limit: int | None = None) -> dict:
     """Build every train output space (and trie when a tokenizer is named) in this process."""
-    from cft.targets import output_space_for
+    from cft.targets import TargetSettings
     from cft.trie import TokenTrie
 
     specs = train_specs()[:limit]
@@ -73,7 +73,7 @@ def run_phase(max_bins: int, tokenizer_name: str | None, keep: bool, limit: int 
     cpu_start = time.process_time()
     for spec in specs:
         start = time.perf_counter()
-        space = output_space_for(spec, decimals=5, max_bins=max_bins)
+        space = TargetSettings(max_bins=max_bins).space(spec)
         middle = time.perf_counter()
         trie = TokenTrie.from_output_space(space, tokenizer) if tokenizer is not None else None
         space_seconds += middle - start

@@ -38,7 +38,8 @@ def test_grid_and_settings_expand_to_named_variants(default):
 def test_ablation_settings_are_the_method_settings_with_overrides(default):
     config = with_ablations(default, GRID, BUDGET)
     soft, ablated = train_settings(config, "smollm2_135m", "soft"), train_settings(config, "smollm2_135m", "soft_d2_b4096")
-    assert ablated == {**soft, "decimals": 2, "max_bins": 4096}
+    # The varied target keys change the method's target, the rest of its settings stay.
+    assert ablated == {**soft, "target": {**soft["target"], "decimals": 2, "max_bins": 4096}}
     hard, budget = train_settings(config, "smollm2_135m", "hard"), train_settings(config, "smollm2_135m", "hard_s8_e4")
     assert budget == {**hard, "samples_per_prompt": 8, "epochs": 4} and budget["method"] == "hard"
 

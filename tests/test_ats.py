@@ -106,7 +106,7 @@ def tiny_setup(tmp_path_factory):
 @pytest.mark.parametrize("loss", ["kl", "smooth"])
 def test_training_lowers_the_loss_and_writes_a_loadable_head(tiny_setup, tmp_path, loss):
     torch.set_num_threads(1)
-    settings_ = dict(head_size=16, lr=0.05, steps=12, batch_size=3, decimals=1, max_bins=16,
+    settings_ = dict(head_size=16, lr=0.05, steps=12, batch_size=3, target={"decimals": 1, "max_bins": 16},
                      instruction_data=str(tiny_setup / "alpaca.jsonl"), max_response_tokens=8)
     frame = train_ats(model_record_path=tiny_setup / "model.json", loss=loss, prompts_path=tiny_setup / "prompts.jsonl",
                       settings=settings_, head_out=tmp_path / "head.pt", record_out=tmp_path / "head.json",
@@ -137,7 +137,7 @@ def test_global_temperature_fit_on_the_tiny_model(tiny_setup, tmp_path):
     torch.set_num_threads(1)
     fit = fit_global_temperature(model_record_path=tiny_setup / "model.json",
                                  prompts_path=tiny_setup / "prompts.jsonl",
-                                 settings=dict(num_train_prompts=3, decimals=1, max_bins=16, xatol=0.05),
+                                 settings=dict(num_train_prompts=3, target={"decimals": 1, "max_bins": 16}, xatol=0.05),
                                  out_json=tmp_path / "temperature.json", device="cpu", threads=1)
     assert 0.05 <= fit.temperature <= 20.0
     assert fit.objective <= fit.objective_at_1 + 1e-9

@@ -262,10 +262,11 @@ def test_train_subcommand_trains_one_adapter_on_the_tiny_model(tmp_path, capsys)
     # The same settings as the workflow's train_adapter job of this config (workflow/rules/common.smk
     # passes adapter_settings), the snapshot count of the fidelity curve included.
     from cft.config import adapter_settings, load_config
+    from cft.training import TrainConfig
 
     expected = adapter_settings(load_config("config/config.yaml", config), "tiny", "hard")
     assert expected["snapshots"] == record["config"]["snapshots"] == 2
-    assert all(record["config"][key] == value for key, value in expected.items() if key != "lora_target_modules")
+    assert record["config"] == TrainConfig.from_dict(expected).to_dict()
     assert read_json(out / "adapters" / "tiny" / "hard" / "snapshots" / "steps.json") == {"steps": [1], "total_steps": 2}
     # A second run finds everything done and rewrites no input, so a workflow run on the same folder
     # finds its jobs up to date.

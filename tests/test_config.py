@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from cft.config import ConfigError, deep_merge, load_config, load_yaml, train_settings, validate_config
+from cft.config import (ConfigError, deep_merge, evaluation_target, load_config, load_yaml, train_settings,
+                        validate_config)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,9 @@ BAD_CONFIGS = [
     ("data.selection", "everything", ["data.selection", "paper_selected", "full_grid"]),
     ("data.train_prompts", 0, ["data.train_prompts"]),
     ("data.train_prompts", "many", ["data.train_prompts"]),
-    ("data.quantile_low", 0.7, ["data.quantile_low"]),
+    ("targets.soft.quantile_low", 0.7, ["targets.soft.quantile_low"]),
+    ("targets.hard.decimals", 9, ["targets.hard.decimals"]),
+    ("targets.Soft", {"max_bins": 10}, ["targets", "Soft"]),
     ("data.train_families", ["gaussian", "gausian"], ["data.train_families[1]", "gausian", "uniform"]),
     ("data.heldout_families", ["poisson", "gaussian"], ["data.heldout_families", "gaussian"]),
     ("data.extra", 1, ["extra", "train_families"]),
@@ -58,7 +61,7 @@ BAD_CONFIGS = [
     ("train.common.lr", -1.0, ["train.common.lr"]),
     ("train.common.batch_size", 2.5, ["train.common.batch_size"]),
     ("train.common.lora_dropout", 1.5, ["train.common.lora_dropout"]),
-    ("train.soft.max_bins", 1, ["train.soft.max_bins"]),
+    ("targets.soft.max_bins", 1, ["targets.soft.max_bins"]),
     ("train.soft.epsilon", 0.5, ["train.soft.epsilon"]),
     ("train.hard.samples_per_prompt", 0, ["train.hard.samples_per_prompt"]),
     ("train.hard.sample_count", 3, ["sample_count", "samples_per_prompt"]),
@@ -101,6 +104,62 @@ def test_train_settings_layering(default_config):
     assert "samples_per_prompt" in hard and "samples_per_prompt" not in soft
 
 
+def test_methods_and_evaluations_get_the_target_they_name(default_config):
+    """The paper's per-method targets: soft, full support and exact digits train on the 1001-atom soft
+    target, hard samples from 16384 atoms, and the evaluations score against soft's; an ablation
+    varies the keys of its method's target."""
+    config = copy.deepcopy(default_config)
+    config["targets"]["fine"] = {"decimals": 6, "max_bins": 4001}
+    config["train"]["fullsupport"]["target"] = "fine"
+    config["train"]["ablations"] = [{"method": "soft", "name": "soft_d{decimals}", "grid": {"decimals": [2]}},
+                                    {"method": "hard", "name": "hard_{target}", "settings": [{"target": "fine"}]}]
+    config = validate_config(config)
+    soft, hard, fine = (dict(config["targets"][name]) for name in ("soft", "hard", "fine"))
+    assert soft == {"decimals": 5, "max_bins": 1001, "quantile_low": 0.001, "quantile_high": 0.999}
+    assert hard == {**soft, "max_bins": 16384} and fine == {**soft, "decimals": 6, "max_bins": 4001}
+    targets = {variant: train_settings(config, "smollm2_135m", variant)["target"]
+               for variant in ("soft", "hard", "fullsupport", "exactdigit", "soft_d2", "hard_fine")}
+    assert targets == {"soft": soft, "hard": hard, "fullsupport": fine, "exactdigit": soft,
+                       "soft_d2": {**soft, "decimals": 2}, "hard_fine": fine}
+    assert evaluation_target(config) == soft
+
+
+def test_schema_defaults_agree_with_the_settings_classes():
+    """The schema fills the config; the settings classes, also built without the workflow (tests,
+    `cft train`, `cft target`), carry the same defaults: a config that sets nothing trains and
+    evaluates as the classes' defaults do (the methods' own defaults included)."""
+    import dataclasses
+
+    from cft.baselines.ats import ATSSettings
+    from cft.baselines.temperature import TemperatureSettings
+    from cft.evaluation.fidelity import FidelitySettings
+    from cft.targets import HARD_TARGET, SOFT_TARGET, TargetSettings
+    from cft.training import METHODS, TrainConfig
+    from cft.transfer.mcq import McqSettings
+    from cft.transfer.noveltybench import GenerationSettings
+    from cft.transfer.openended import OpenEndedSettings
+
+    config = validate_config({"models": [MODEL], "data": {"train_families": ["gaussian"], "heldout_families": []},
+                              "train": {"methods": sorted(METHODS)}, "evaluate": {"splits": ["unseen"]}})
+    assert TargetSettings.of(config["targets"]["soft"]) == SOFT_TARGET == TargetSettings()
+    assert TargetSettings.of(config["targets"]["hard"]) == HARD_TARGET
+    for method in METHODS:
+        assert TrainConfig.from_dict(train_settings(config, "m", method)) == TrainConfig(method=method), method
+    evaluate, baselines = config["evaluate"], config["baselines"]
+    # What the rules add to a section: the master seed, the evaluations' target, SSoT's prompt.
+    added = {"seed": config["seed"], "target": TargetSettings.of(evaluation_target(config)),
+             "ssot_system_prompt": baselines["ssot"]["system_prompt"]}
+    sections = [(FidelitySettings, evaluate["fidelity"]), (OpenEndedSettings, evaluate["openended"]),
+                (McqSettings, evaluate["mcq"]), (GenerationSettings, evaluate["noveltybench"]),
+                (TemperatureSettings, baselines["temperature"]), (ATSSettings, baselines["ats"])]
+    for cls, section in sections:
+        defaults = cls()
+        for field in dataclasses.fields(cls):
+            value = section[field.name] if field.name in section else added[field.name]
+            value = tuple(value) if isinstance(value, list) else value
+            assert value == getattr(defaults, field.name), f"{cls.__name__}.{field.name}"
+
+
 def test_bad_model_override_names_the_key(default_config):
     config = copy.deepcopy(default_config)
     config["models"][0]["train"] = {"soft": {"lr": -1}}
@@ -113,8 +172,8 @@ def test_bad_model_override_names_the_key(default_config):
 
 NAN, INF = float("nan"), float("inf")
 MODEL = {"name": "m", "source": "packaged:smollm2-135m-instruct"}
-TRAIN_KEYS = ("batch_size, checkpoint_every, decimals, epochs, epsilon, lora_alpha, lora_dropout, lora_r, "
-              "lora_target_modules, lr, max_bins, max_steps, temperature, warmup_ratio, weight_decay")
+TRAIN_KEYS = ("batch_size, checkpoint_every, epochs, epsilon, lora_alpha, lora_dropout, lora_r, "
+              "lora_target_modules, lr, max_steps, target, temperature, warmup_ratio, weight_decay")
 TASKS = ("tiny_mmlu, tiny_hellaswag, tiny_truthfulqa, tiny_winogrande, tiny_gsm8k, standin_truthfulqa, "
          "standin_arithmetic_2_digit_addition, standin_arithmetic_2_digit_subtraction, "
          "standin_arithmetic_2_digit_multiplication, standin_arithmetic_2_digit_division")
@@ -205,13 +264,52 @@ BAD_OVERLAYS = {
                         "known: weekday, month, planet"),
     # Unknown keys are named where they are, nested lists included.
     "ablation-grid-key": ({"train": {"ablations": [{"method": "soft", "name": "s{foo}", "grid": {"foo": [1]}}]}},
-                          f"unknown config key 'foo' in train.ablations[0].grid; allowed: {TRAIN_KEYS}"),
+                          f"unknown config key 'foo' in train.ablations[0].grid; allowed: {TRAIN_KEYS}; "
+                          "or of its target: decimals, max_bins, quantile_low, quantile_high"),
     "ablation-settings-key": ({"train": {"ablations": [{"method": "soft", "name": "s{foo}", "settings": [{"foo": 1}]}]}},
-                              f"unknown config key 'foo' in train.ablations[0].settings[0]; allowed: {TRAIN_KEYS}"),
+                              f"unknown config key 'foo' in train.ablations[0].settings[0]; allowed: {TRAIN_KEYS}; "
+                              "or of its target: decimals, max_bins, quantile_low, quantile_high"),
     "ablation-entry-key": ({"train": {"ablations": [{"method": "soft", "name": "s", "settings": [{"epochs": 2}], "foo": 1}]}},
                            "unknown config key 'foo' in train.ablations[0]; allowed: grid, method, models, name, settings"),
     "override-key": ({"models": [{**MODEL, "train": {"soft": {"learning_rate": 1e-4}}}]},
                      f"unknown config key 'learning_rate' in models[0].train.soft; allowed: {TRAIN_KEYS}"),
+    # Targets: each a named entry of `targets`, which the methods and the evaluations name.
+    "target-key": ({"targets": {"soft": {"bins": 10}}},
+                   "unknown config key 'bins' in targets.soft; allowed: decimals, max_bins, quantile_high, "
+                   "quantile_low"),
+    "target-range": ({"targets": {"hard": {"max_bins": 10**7}}},
+                     "config key 'targets.hard.max_bins': 10000000 is greater than the maximum of 1000000"),
+    "new-target-without-bins": ({"targets": {"fine": {"decimals": 6}}},
+                                "config key 'targets.fine': 'max_bins' is a required property"),
+    "unknown-method-target": ({"train": {"hard": {"target": "coarse"}}},
+                              "config key 'train.hard.target': no target named 'coarse' in config key 'targets'; "
+                              "allowed: soft, hard"),
+    "unknown-evaluation-target": ({"evaluate": {"target": "sof"}},
+                                  "config key 'evaluate.target': no target named 'sof' in config key 'targets'; "
+                                  "allowed: soft, hard"),
+    "unknown-override-target": ({"models": [{**MODEL, "train": {"soft": {"target": "x"}}}]},
+                                "config key 'models[0].train.soft.target': no target named 'x' in config key "
+                                "'targets'; allowed: soft, hard"),
+    "unknown-ablation-target": ({"train": {"ablations": [{"method": "hard", "name": "h_{target}",
+                                                         "grid": {"target": ["soft", "fine"]}}]}},
+                                "config key 'train.ablations[0].grid.target': no target named 'fine' in config key "
+                                "'targets'; allowed: soft, hard"),
+    "ablation-target-range": ({"train": {"ablations": [{"method": "soft", "name": "s{decimals}",
+                                                       "grid": {"decimals": [2, 12]}}]}},
+                              "config key 'train.ablations[0].grid.decimals': 12 is greater than the maximum of 8"),
+    # The keys of the layout before `targets` say where they went.
+    "moved-data-quantile": ({"data": {"quantile_low": 0.01}},
+                            "config key 'data.quantile_low' has moved to the named targets: set "
+                            "targets.<name>.quantile_low (targets.soft.quantile_low and targets.hard.quantile_low "
+                            "for the paper's two)"),
+    "moved-method-bins": ({"train": {"hard": {"max_bins": 4096}}},
+                         "config key 'train.hard.max_bins' has moved to the named targets: set targets.hard.max_bins, "
+                         "the target that train.hard.target names ('hard'), or add a target and name it in "
+                         "train.hard.target"),
+    "moved-override-decimals": ({"models": [{**MODEL, "train": {"exactdigit": {"decimals": 3}}}]},
+                                "config key 'models[0].train.exactdigit.decimals' has moved to the named targets: "
+                                "set targets.soft.decimals, the target that models[0].train.exactdigit.target names "
+                                "('soft'), or add a target and name it in models[0].train.exactdigit.target"),
 }
 
 

@@ -11,7 +11,8 @@ from cft.datasets import family_balanced_subset, read_specs, write_split, write_
 from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES
 
 SETTINGS = dict(train_families=list(PAPER_TRAIN_FAMILIES), heldout_families=list(PAPER_HELDOUT_FAMILIES),
-                selection="paper_selected", decimals=5, max_bins=1001, quantile_low=0.001, quantile_high=0.999)
+                selection="paper_selected",
+                target={"decimals": 5, "max_bins": 1001, "quantile_low": 0.001, "quantile_high": 0.999})
 
 
 def test_heldout_split_rows_and_rerun_is_byte_identical(tmp_path):

@@ -72,7 +72,7 @@ def tiny(tmp_path_factory):
     write_json(root / "model.json", {"name": "tiny", "path": str(model_dir), "dtype": "float32", "chat": {}})
     write_jsonl(root / "unseen.jsonl", [{"spec": spec.to_dict()} for spec in PROMPTS])
     config = TrainConfig(method="soft", epochs=30, batch_size=3, lr=3e-2, checkpoint_every=1000,
-                         decimals=1, max_bins=64, warmup_ratio=0.0)
+                         target={"decimals": 1, "max_bins": 64}, warmup_ratio=0.0)
     adapter = train("soft", PROMPTS, model_dir, root / "soft", config, progress=False)
     return root, model_dir, adapter
 
@@ -115,7 +115,7 @@ def test_stopped_rows_keep_every_verdict(tiny, with_adapter):
 
 def fidelity_run(root, out, adapter, stop):
     settings = FidelitySettings(num_samples=24, batch_size=8, max_new_tokens=12, digit_resolution=1,
-                                trie_decimals=1, trie_max_bins=64, max_digit_intervals=200,
+                                target={"decimals": 1, "max_bins": 64}, max_digit_intervals=200,
                                 stop_at_malformed=stop)
     out.mkdir(parents=True, exist_ok=True)
     return evaluate_fidelity(

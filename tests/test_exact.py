@@ -20,7 +20,7 @@ from cft.evaluation.exact import (
     mc_trie_kl,
     score_trie,
 )
-from cft.targets import build_output_space, sample_indices
+from cft.targets import SOFT_TARGET, TargetSettings, build_output_space, sample_indices
 from cft.trie import TokenTrie
 
 CHARS = "0123456789.-abcdefghijklmnopqrstuvwxyz "
@@ -164,8 +164,8 @@ def test_scorer_refuses_training_mode(prompt_ids):
 
 
 def output_spaces():
-    integer = build_output_space(stats.poisson(2.5), (0, None), True)
-    continuous = build_output_space(stats.norm(0.4, 1.3), (None, None), False, decimals=2, max_bins=40)
+    integer = build_output_space(stats.poisson(2.5), (0, None), True, SOFT_TARGET)
+    continuous = build_output_space(stats.norm(0.4, 1.3), (None, None), False, TargetSettings(decimals=2, max_bins=40))
     return [integer, continuous]
 
 
@@ -205,7 +205,7 @@ def test_zero_mass_atoms_have_no_path_kl(model, prompt_ids):
 
 def test_integer_distribution_equals_brute_force(model, prompt_ids):
     dist = stats.poisson(2.5)
-    space = build_output_space(dist, (0, None), True)
+    space = build_output_space(dist, (0, None), True, SOFT_TARGET)
     tokenizer = CharTokenizer()
     result = integer_distribution(PromptScorer(model, prompt_ids, row_tokens=4), tokenizer, space, dist)
     expected = [
@@ -316,7 +316,7 @@ def test_digit_kl_of_a_perfect_sampler_is_zero(resolution):
 
 def test_digit_kl_of_a_perfect_integer_sampler_is_zero():
     dist = stats.poisson(4.0)
-    space = build_output_space(dist, (0, None), True)
+    space = build_output_space(dist, (0, None), True, SOFT_TARGET)
     result = integer_distribution(LawSampler(dist, discrete=True), CharTokenizer(), space, dist)
     assert abs(result.digit_kl) < 1e-9
     assert result.missing_mass == pytest.approx(result.target_outside, abs=1e-12)

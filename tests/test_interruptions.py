@@ -37,8 +37,8 @@ PROMPTS = [
     PromptSpec.from_params("geometric", {"p": 0.5}),
     PromptSpec.from_params("uniform", {"a": 0.0, "b": 1.0}),
 ]
-SETTINGS = dict(num_samples=12, batch_size=6, max_new_tokens=4, digit_resolution=1, trie_decimals=1,
-                trie_max_bins=64, max_digit_intervals=200)
+SETTINGS = dict(num_samples=12, batch_size=6, max_new_tokens=4, digit_resolution=1,
+                target={"decimals": 1, "max_bins": 64}, max_digit_intervals=200)
 # Timing columns differ between runs; everything else must not.
 TIMING = ["exact_seconds", "sampled_seconds"]
 
@@ -100,8 +100,8 @@ def test_killed_evaluation_leaves_no_table_and_the_rerun_completes_it(setup):
 
 # 6 prompts in batches of 2: 3 steps per epoch (6 for hard, 2 samples per prompt); a checkpoint every
 # 2 steps and at each epoch's end, so the second kill finds the one of step 4 as the newest.
-TRAIN_CONFIG = dict(epochs=2, batch_size=2, lr=3e-2, checkpoint_every=2, samples_per_prompt=2, decimals=2,
-                    max_bins=64, max_nodes_per_step=8)
+TRAIN_CONFIG = dict(epochs=2, batch_size=2, lr=3e-2, checkpoint_every=2, samples_per_prompt=2,
+                    target={"decimals": 2, "max_bins": 64}, max_nodes_per_step=8)
 BEFORE_FIRST_CHECKPOINT, AFTER_CHECKPOINTS = 1, 5
 # Columns of train_log.csv that an interrupted run must reproduce (seconds is wall time).
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "tokens"]
@@ -176,7 +176,8 @@ def test_every_trainer_killed_before_and_after_a_checkpoint_resumes_to_the_same_
 
 # ---- ATS heads -----------------------------------------------------------------------------------
 
-ATS_SETTINGS = dict(head_size=16, lr=0.05, steps=8, batch_size=3, decimals=1, max_bins=16, max_response_tokens=8)
+ATS_SETTINGS = dict(head_size=16, lr=0.05, steps=8, batch_size=3, target={"decimals": 1, "max_bins": 16},
+                    max_response_tokens=8)
 ATS_KILL_STEP = 5
 # The killed process logs each finished step; a handler kills it once step ATS_KILL_STEP is logged,
 # before the head, its record or its log is written.

@@ -61,10 +61,11 @@ def test_prepare_and_train_logs_say_what_the_job_did(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     from cft.datasets import dataset_row
     from cft.grids import build_splits
+    from cft.targets import TargetSettings
 
     specs = build_splits(["gaussian", "binomial"], ["poisson"], "paper_selected")["train"][:4]
-    prompts.write_text("".join(json.dumps(dataset_row("train", s, decimals=1, max_bins=11, quantile_low=0.01,
-                                                      quantile_high=0.99)) + "\n" for s in specs))
+    target = TargetSettings(decimals=1, max_bins=11, quantile_low=0.01, quantile_high=0.99)
+    prompts.write_text("".join(json.dumps(dataset_row("train", s, target)) + "\n" for s in specs))
     adapter_root = tmp_path / "results" / "adapters" / "tiny" / "hard"
     checkpoints = tmp_path / "results" / "checkpoints" / "tiny" / "hard"
     train_job = {
@@ -73,7 +74,7 @@ def test_prepare_and_train_logs_say_what_the_job_did(tmp_path):
                    "record": str(adapter_root / "train_config.json"), "snapshots": str(adapter_root / "snapshots")},
         "log": [str(tmp_path / "train.log")],
         "params": {"settings": {"method": "hard", "batch_size": 2, "samples_per_prompt": 1, "max_steps": 2,
-                                "checkpoint_every": 1, "max_bins": 11, "decimals": 1},
+                                "checkpoint_every": 1, "target": {"max_bins": 11, "decimals": 1}},
                    "checkpoint_dir": str(checkpoints), "device": "cpu"},
         "config": {"train": {}}, "wildcards": {"model": "tiny", "method": "hard"},
     }

@@ -22,7 +22,7 @@ from cft.config import load_config, train_settings
 from cft.evaluation.exact import TrieScores, exact_trie_kl
 from cft.models import load_model, load_tokenizer
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
+from cft.targets import SOFT_TARGET, TargetSettings
 from cft.training import (
     METHODS,
     DigitLaw,
@@ -108,7 +108,7 @@ def test_tree_packed_logits_equal_plain_logits():
     specs = [PromptSpec.from_params("uniform", {"a": 0.0, "b": 2.0}), PromptSpec.from_params("skellam", {"mu1": 1.0, "mu2": 2.0})]
     examples = []
     for spec, prompt in zip(specs, ([5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15])):
-        space = output_space_for(spec, decimals=2, max_bins=12)
+        space = TargetSettings(decimals=2, max_bins=12).space(spec)
         examples.append((prompt, TokenTrie.from_output_space(space, tokenizer), space))
     packed = [trie_example(prompt, trie, 20) for prompt, trie, _ in examples]
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_full_support_trainer_lowers_its_loss(tmp_path):
     prompts = [PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0}),
                PromptSpec.from_params("binomial", {"n": 5.0, "p": 0.5})]
     config = TrainConfig(method="fullsupport", epochs=6, batch_size=2, lr=3e-2, warmup_ratio=0.0,
-                         max_bins=40, decimals=2, max_nodes_per_step=24)
+                         target=TargetSettings(decimals=2, max_bins=40), max_nodes_per_step=24)
     trainer = FullSupportTrainer(tiny_llama(len(tokenizer)), tokenizer, prompts, config, tmp_path, progress=False)
     batch = trainer.collate([trainer.build_example(i, seed=0) for i in range(2)])
 
@@ -166,7 +166,7 @@ def enumerated_atoms(law: DigitLaw, dist) -> tuple[list[str], np.ndarray]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_exact_digit_children_are_cdf_differences_that_sum_to_the_parent(data, family, decimals, seed):
     spec = PromptSpec.from_params(family, data.draw(valid_params(family)))
-    law = DigitLaw.for_spec(spec, decimals=decimals, max_bins=1001, quantile_low=0.001, quantile_high=0.999)
+    law = DigitLaw.for_spec(spec, TargetSettings(decimals=decimals))
     assume(law.last - law.first < 5000)
     strings, masses = enumerated_atoms(law, spec.family.distribution(spec.param_dict))
     total = masses.sum()
@@ -191,7 +191,7 @@ def test_exact_digit_children_are_cdf_differences_that_sum_to_the_parent(data, f
 
 def test_a_digit_interval_is_one_cdf_difference():
     spec = PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0})
-    law = DigitLaw.for_spec(spec, decimals=5, max_bins=1001, quantile_low=0.001, quantile_high=0.999)
+    law = DigitLaw.for_spec(spec, SOFT_TARGET)
     dist = spec.family.distribution(spec.param_dict)
     normalizer = dist.cdf(law.window[1]) - dist.cdf(law.window[0])
     h = 0.5e-5

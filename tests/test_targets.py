@@ -14,11 +14,11 @@ from strategies import valid_params
 from cft.families import FAMILIES, get_family
 from cft.grids import PAPER_HELDOUT_FAMILIES, PAPER_TRAIN_FAMILIES, build_splits
 from cft.prompts import PromptSpec
-from cft.targets import build_output_space, check_window, output_space_for, sample_index, sample_indices
+from cft.targets import SOFT_TARGET, TargetSettings, build_output_space, sample_index, sample_indices
 
 
 def space_of(family_id: str, params: dict[str, float], **options):
-    return output_space_for(PromptSpec.from_params(family_id, params), **options)
+    return TargetSettings(**options).space(PromptSpec.from_params(family_id, params))
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_subsampling_keeps_both_ends_at_floor_linspace_indices():
 
 def test_voronoi_cells_and_edge_tails():
     dist = scipy.stats.norm(0.0, 1.0)
-    space = build_output_space(dist, (None, None), False, decimals=1, max_bins=1001)
+    space = build_output_space(dist, (None, None), False, TargetSettings(decimals=1))
     centers = np.array(space.values, dtype=float)
     low, high = dist.ppf(0.001), dist.ppf(0.999)
     boundaries = np.concatenate(([low], (centers[:-1] + centers[1:]) / 2, [high]))
@@ -163,7 +163,7 @@ class _QuantilesUndefined:
 
 
 def test_undefined_window_falls_back_to_minus_ten_ten():
-    space = build_output_space(_QuantilesUndefined(), (None, None), False, decimals=0)
+    space = build_output_space(_QuantilesUndefined(), (None, None), False, TargetSettings(decimals=0))
     assert space.values == [str(k) for k in range(-10, 11)]
 
 
@@ -206,7 +206,7 @@ def test_first_sampled_training_strings():
             and all(math.isclose(spec.param_dict[k], v, abs_tol=1e-6) for k, v in rounded.items())
         ]
         assert len(matches) == 1, (family_id, rounded)
-        space = output_space_for(matches[0], decimals=5, max_bins=1001)
+        space = SOFT_TARGET.space(matches[0])
         assert space.values[sample_index(space.probs, seed)] == expected
 
 
@@ -236,6 +236,37 @@ def test_no_paper_prompt_fails_the_window_check():
     windows the paper's prompts never need (at the soft targets' 1001 bins; hard targets keep more)."""
     splits = build_splits(PAPER_TRAIN_FAMILIES, PAPER_HELDOUT_FAMILIES, "full_grid")
     for spec in (spec for specs in splits.values() for spec in specs):
-        family = spec.family
-        check_window(family.distribution(spec.param_dict), family.support(spec.param_dict), family.integer_only,
-                     decimals=5, max_bins=1001, quantile_low=0.001, quantile_high=0.999)
+        SOFT_TARGET.check_window(spec)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"decimals": 9}, "target key 'decimals': 9 is not an integer from 0 to 8"),
+    ({"decimals": 2.0}, "target key 'decimals': 2.0 is not an integer from 0 to 8"),
+    ({"max_bins": 1}, "target key 'max_bins': 1 is not an integer from 2 to 1000000"),
+    ({"quantile_low": 0.6}, "must satisfy 0 < quantile_low < 0.5 < quantile_high < 1"),
+    ({"quantile_high": 1.0}, "must satisfy 0 < quantile_low < 0.5 < quantile_high < 1"),
+    ({"bins": 10}, "unknown target key 'bins'; allowed: decimals, max_bins, quantile_low, quantile_high"),
+])
+def test_target_settings_refuse_bad_values_naming_the_key(settings, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TargetSettings.of(settings)
+
+
+def test_target_settings_build_the_space_and_the_trie_of_a_prompt():
+    from tiny_models import char_tokenizer
+
+    from cft.trie import TokenTrie
+
+    spec = PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0})
+    target = TargetSettings.of({"decimals": 2, "max_bins": 40, "quantile_low": 0.01, "quantile_high": 0.99})
+    family = spec.family
+    space = target.space(spec)
+    assert space.values == build_output_space(family.distribution(spec.param_dict), family.support(spec.param_dict),
+                                              False, target).values
+    assert len(space.values) == 40 and space.decimals == 2
+    # The window starts at the first multiple of 0.01 above the 1% quantile.
+    assert 0 <= float(space.values[0]) - scipy.stats.norm.ppf(0.01) < 0.01
+    tokenizer = char_tokenizer()
+    trie = target.trie(spec, tokenizer, eos_id=tokenizer.eos_token_id)
+    expected = TokenTrie.from_output_space(space, tokenizer, eos_id=tokenizer.eos_token_id)
+    assert trie.sequences == expected.sequences and np.array_equal(trie.probs, expected.probs)

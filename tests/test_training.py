@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 import cft.training.trainer as trainer_module
 from cft.models import load_model, load_tokenizer
+from cft.targets import TargetSettings
 from cft.training import (
     HardTargetTrainer,
     SoftTargetTrainer,
@@ -245,9 +246,16 @@ def test_epoch_batches_follow_the_seed_formula():
 
 
 def test_train_config_defaults_and_unknown_keys():
-    assert (TrainConfig(method="soft").max_bins, TrainConfig(method="soft").epochs) == (1001, 3)
-    assert (TrainConfig(method="hard").max_bins, TrainConfig(method="hard").epochs) == (16384, 2)
-    assert TrainConfig.from_dict({"method": "hard", "max_bins": 99}).max_bins == 99
+    assert (TrainConfig(method="soft").target.max_bins, TrainConfig(method="soft").epochs) == (1001, 3)
+    assert (TrainConfig(method="hard").target.max_bins, TrainConfig(method="hard").epochs) == (16384, 2)
+    hard = TrainConfig.from_dict({"method": "hard", "target": {"max_bins": 99}})
+    assert hard.target == TargetSettings(max_bins=99)
+    # The record keeps the target's keys flat, where runs recorded before the target object have them.
+    assert list(hard.to_dict())[10:16] == ["lora_target_modules", "decimals", "max_bins", "quantile_low",
+                                           "quantile_high", "samples_per_prompt"]
+    assert TrainConfig.from_dict(hard.to_dict()) == hard
+    with pytest.raises(ValueError, match="train config key 'target': target key 'max_bins': 1 is not an integer"):
+        TrainConfig(method="soft", target={"max_bins": 1})
     with pytest.raises(ValueError, match="'lora_rank'"):
         TrainConfig.from_dict({"method": "soft", "lora_rank": 8})
     with pytest.raises(ValueError, match="method"):
@@ -372,7 +380,7 @@ from cft.prompts import PromptSpec
 from cft.training import TrainConfig, train
 torch.set_num_threads(1)
 model_dir, out, prompts, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
-train("hard", [PromptSpec.from_dict(p) for p in prompts], model_dir, out, TrainConfig(**config), progress=False)
+train("hard", [PromptSpec.from_dict(p) for p in prompts], model_dir, out, TrainConfig.from_dict(config), progress=False)
 """
 
 

@@ -13,7 +13,7 @@ from strategies import valid_params
 
 from cft.families import FAMILIES
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
+from cft.targets import SOFT_TARGET, TargetSettings
 from cft.trie import TokenTrie
 
 
@@ -37,7 +37,7 @@ CHARS = CharTokenizer()
 
 
 def char_trie(family_id: str, params: dict[str, float], **options) -> TokenTrie:
-    space = output_space_for(PromptSpec.from_params(family_id, params), **options)
+    space = TargetSettings(**options).space(PromptSpec.from_params(family_id, params))
     return TokenTrie.from_output_space(space, CHARS)
 
 
@@ -161,7 +161,7 @@ def test_missing_eos_is_a_clear_error():
     class NoEos(CharTokenizer):
         eos_token_id = None
 
-    space = output_space_for(PromptSpec.from_params("bernoulli", {"p": 0.5}))
+    space = SOFT_TARGET.space(PromptSpec.from_params("bernoulli", {"p": 0.5}))
     with pytest.raises(ValueError, match="no eos_token_id"):
         TokenTrie.from_output_space(space, NoEos())
     assert TokenTrie.from_output_space(space, NoEos(), eos_id=99).eos_id == 99
@@ -255,7 +255,7 @@ def smollm2_tokenizer():
 
 @pytest.mark.slow
 def test_smollm2_splits_numbers_like_the_char_tokenizer(smollm2_tokenizer):
-    space = output_space_for(PromptSpec.from_params("gaussian", {"mu": 3.5, "sigma": 3.0}))
+    space = SOFT_TARGET.space(PromptSpec.from_params("gaussian", {"mu": 3.5, "sigma": 3.0}))
     real = TokenTrie.from_output_space(space, smollm2_tokenizer)
     chars = TokenTrie.from_output_space(space, CHARS)
     assert real.eos_id == smollm2_tokenizer.eos_token_id

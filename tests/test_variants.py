@@ -34,8 +34,8 @@ from tiny_models import char_tokenizer, save_tiny_record
 
 PROMPTS = [PromptSpec.from_params("binomial", {"n": 4.0, "p": 0.5}),
            PromptSpec.from_params("gaussian", {"mu": 0.0, "sigma": 1.0})]
-SETTINGS = dict(num_samples=6, batch_size=6, max_new_tokens=4, digit_resolution=1, trie_decimals=1,
-                trie_max_bins=64, max_digit_intervals=200)
+SETTINGS = dict(num_samples=6, batch_size=6, max_new_tokens=4, digit_resolution=1,
+                target={"decimals": 1, "max_bins": 64}, max_digit_intervals=200)
 
 
 def test_names_resolve_to_kinds():

@@ -26,13 +26,10 @@ from cft import __version__
 from cft.families import FAMILIES, get_family
 from cft.numbers import EMPTY, NON_FINITE, parse_integer, parse_number
 from cft.prompts import PromptSpec
-from cft.targets import MAX_INTEGER_REACH, check_window, output_space_for
+from cft.targets import MAX_BINS, MAX_DECIMALS, TargetSettings
 
 EXIT_USAGE = 2
 
-# The ranges of the config schema's train.<method>.decimals and max_bins.
-MAX_DECIMALS = 8
-MAX_BINS = MAX_INTEGER_REACH
 # Parameter magnitudes cft target accepts (besides 0). The paper's grids use 0.05 to 120; far outside,
 # scipy fails and some laws abort the process (an inverse Gaussian with mu=1e-15, lambda=1e15).
 PARAMETER_RANGE = (1e-9, 1e9)
@@ -118,8 +115,8 @@ def _cmd_target(args: argparse.Namespace) -> int:
     params = _parse_assignments(args.params)
     family.check_parameters(params)
     spec = PromptSpec(family.family_id, tuple((name, params[name]) for name in family.parameter_names))
-    window = dict(decimals=args.decimals, max_bins=args.max_bins,
-                  quantile_low=args.quantile_low, quantile_high=args.quantile_high)
+    target = TargetSettings(decimals=args.decimals, max_bins=args.max_bins,
+                            quantile_low=args.quantile_low, quantile_high=args.quantile_high)
     given = " ".join(f"{name}={value:g}" for name, value in spec.params)
     try:
         # scipy warns (overflow, a series that did not converge) instead of failing on some extreme
@@ -128,9 +125,8 @@ def _cmd_target(args: argparse.Namespace) -> int:
             warnings.simplefilter("error", RuntimeWarning)
             # Refuse, before anything is allocated, a window the paper's construction would silently
             # replace or truncate (its workflow prompts never need that; a hand-written one can).
-            check_window(family.distribution(spec.param_dict), family.support(spec.param_dict),
-                         family.integer_only, **window)
-            space = output_space_for(spec, **window)
+            target.check_window(spec)
+            space = target.space(spec)
     except ValueError as error:
         raise ValueError(f"{family.family_id} {given}: {error}") from None
     except (ArithmeticError, TypeError, RuntimeWarning, SystemError) as error:
@@ -266,14 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     target = commands.add_parser("target", help="print the prompt and discretized target of one distribution")
     target.add_argument("family", help="family id, e.g. gaussian (see `cft families`)")
     target.add_argument("params", nargs="*", metavar="k=v", help="parameters as the prompt shows them")
-    target.add_argument("--decimals", type=_bounded(_integer, 0, MAX_DECIMALS), default=5,
+    # The defaults are the paper's soft target (cft.targets.TargetSettings, the config's targets.soft).
+    paper = TargetSettings()
+    target.add_argument("--decimals", type=_bounded(_integer, 0, MAX_DECIMALS), default=paper.decimals,
                         help=f"printed decimals of a continuous target, 0 to {MAX_DECIMALS}")
-    target.add_argument("--max-bins", type=_bounded(_integer, 2, MAX_BINS), default=1001,
+    target.add_argument("--max-bins", type=_bounded(_integer, 2, MAX_BINS), default=paper.max_bins,
                         help=f"most atoms of the target, 2 to {MAX_BINS}")
-    target.add_argument("--quantile-low", type=_bounded(_fraction, 0, 0.5, exclusive=True), default=0.001,
-                        help="lower quantile of the window, in (0, 0.5)")
-    target.add_argument("--quantile-high", type=_bounded(_fraction, 0.5, 1, exclusive=True), default=0.999,
-                        help="upper quantile of the window, in (0.5, 1)")
+    target.add_argument("--quantile-low", type=_bounded(_fraction, 0, 0.5, exclusive=True),
+                        default=paper.quantile_low, help="lower quantile of the window, in (0, 0.5)")
+    target.add_argument("--quantile-high", type=_bounded(_fraction, 0.5, 1, exclusive=True),
+                        default=paper.quantile_high, help="upper quantile of the window, in (0.5, 1)")
     target.add_argument("--json", action="store_true", help="print one JSON object: prompt, values, probs")
     target.set_defaults(run=_cmd_target)
 

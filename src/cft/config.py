@@ -22,6 +22,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cft.targets import TargetSettings
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -129,6 +131,7 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_
     config = copy.deepcopy(dict(config))
     _check_finite(config, [])
     schema = load_yaml(schema_path)
+    _check_moved_keys(config, schema)
     validator = _defaulting_validator()(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -139,6 +142,7 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_
     _check_train_prompts(config["data"])
     _check_models(config["models"])
     _check_ablations(config, schema)
+    _check_target_names(config, schema)
     _check_evaluated_variants(config, method_names(schema))
     _check_baselines(config["baselines"])
     _check_transfer(config["evaluate"])
@@ -157,6 +161,72 @@ def _check_finite(value: Any, path: list[Any]) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_finite(item, [*path, index])
+
+
+# The keys of a target: the `targets` section's, and what an ablation may vary of its method's target.
+TARGET_KEYS = TargetSettings.setting_names()
+
+
+def _check_moved_keys(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """The target keys of the old layout (train.<method>.decimals and max_bins, data.quantile_low
+    and quantile_high) say where they went, rather than being refused as unknown keys."""
+    data = config.get("data")
+    for key in ("quantile_low", "quantile_high"):
+        if isinstance(data, Mapping) and key in data:
+            raise ConfigError(f"config key 'data.{key}' has moved to the named targets: set targets.<name>.{key} "
+                              f"(targets.soft.{key} and targets.hard.{key} for the paper's two)")
+    sections = [("train", config.get("train"))]
+    models = config.get("models")
+    if isinstance(models, list):
+        sections += [(f"models[{index}].train", model.get("train"))
+                     for index, model in enumerate(models) if isinstance(model, Mapping)]
+    for where, train in sections:
+        if not isinstance(train, Mapping):
+            continue
+        for method, section in train.items():
+            if not isinstance(section, Mapping):
+                continue
+            for key in TARGET_KEYS:
+                if key in section:
+                    method_schema = schema["properties"]["train"]["properties"].get(method, {})
+                    default = method_schema.get("properties", {}).get("target", {}).get("default", "<name>")
+                    named = section.get("target", default)
+                    raise ConfigError(
+                        f"config key '{where}.{method}.{key}' has moved to the named targets: set "
+                        f"targets.{named}.{key}, the target that {where}.{method}.target names ('{named}'), "
+                        f"or add a target and name it in {where}.{method}.target")
+
+
+def _check_target_names(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Every target a method, a model's override, an ablation or the evaluations name is in `targets`."""
+    names = list(config["targets"])
+    references = [("evaluate.target", config["evaluate"]["target"])]
+    for method in method_names(schema):
+        references.append((f"train.{method}.target", config["train"][method]["target"]))
+    for index, model in enumerate(config["models"]):
+        for method, section in model.get("train", {}).items():
+            if "target" in section:
+                references.append((f"models[{index}].train.{method}.target", section["target"]))
+    for index, entry in enumerate(config["train"]["ablations"]):
+        for position, overrides in enumerate(_ablation_overrides(entry)):
+            if "target" in overrides:
+                where = "grid.target" if "grid" in entry else f"settings[{position}].target"
+                references.append((f"train.ablations[{index}].{where}", overrides["target"]))
+    for key, name in references:
+        if name not in names:
+            raise ConfigError(f"config key '{key}': no target named {name!r} in config key 'targets'; "
+                              f"allowed: {', '.join(names)}")
+
+
+def target_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The settings of the target `name` (`targets.<name>`), as cft.targets.TargetSettings takes them."""
+    return dict(config["targets"][name])
+
+
+def evaluation_target(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The target the evaluations score against (`evaluate.target`): the datasets', the fidelity
+    trie's and the baselines' fits'."""
+    return target_settings(config, config["evaluate"]["target"])
 
 
 def method_names(schema: Mapping[str, Any]) -> list[str]:
@@ -322,23 +392,22 @@ def model_entry(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def train_settings(config: Mapping[str, Any], model: str, variant: str) -> dict[str, Any]:
-    """The flat training settings of one (model, trained variant): common, then method, then model
-    overrides, then (for an ablation variant such as `soft_d2_b4096`) the ablation's overrides."""
+    """The training settings of one (model, trained variant): common, then method, then model
+    overrides, then (for an ablation variant such as `soft_d2_b4096`) the ablation's overrides;
+    `target` is the settings of the target they name, with the keys of it the ablation varies."""
     ablation = ablation_variants(config).get(variant)
     method = ablation["method"] if ablation else variant
     overrides = model_entry(config, model).get("train", {})
-    settings: dict[str, Any] = {
-        "method": method,
-        "seed": config["seed"],
-        "quantile_low": config["data"]["quantile_low"],
-        "quantile_high": config["data"]["quantile_high"],
-    }
+    settings: dict[str, Any] = {"method": method, "seed": config["seed"]}
     settings.update(config["train"].get("common", {}))
     settings.update(config["train"].get(method, {}))
     settings.update(overrides.get("common", {}))
     settings.update(overrides.get(method, {}))
+    target_overrides: dict[str, Any] = {}
     if ablation:
-        settings.update(ablation["overrides"])
+        for key, value in ablation["overrides"].items():
+            (target_overrides if key in TARGET_KEYS else settings)[key] = value
+    settings["target"] = {**target_settings(config, settings["target"]), **target_overrides}
     return settings
 
 
@@ -361,8 +430,9 @@ def adapter_settings(config: Mapping[str, Any], model: str, variant: str) -> dic
 def ablation_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Expand `train.ablations` into named training variants: name -> {method, overrides, models}.
 
-    An ablation entry is a base method, a name template over the varied keys, and either a `grid`
-    (every combination of the listed values) or explicit `settings` (one variant each), e.g.
+    An ablation entry is a base method, a name template over the varied keys (keys of the method's
+    section, or of the target it names: decimals, max_bins, quantile_low, quantile_high), and either
+    a `grid` (every combination of the listed values) or explicit `settings` (one variant each), e.g.
     {method: soft, name: "soft_d{decimals}_b{max_bins}", grid: {decimals: [1, 2], max_bins: [1001]}}
     gives `soft_d1_b1001` and `soft_d2_b1001`. `models` (default: all) limits which models train it.
     """
@@ -385,8 +455,8 @@ def _ablation_overrides(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _check_ablations(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
-    """Each ablation names a known method, varies only keys of that method's section, and expands to
-    new, unique variant names that fit in result paths."""
+    """Each ablation names a known method, varies only keys of that method's section or of its target,
+    and expands to new, unique variant names that fit in result paths."""
     train_schema = schema["properties"]["train"]["properties"]
     models = {model["name"] for model in config["models"]}
     seen: dict[str, int] = {}
@@ -402,13 +472,20 @@ def _check_ablations(config: Mapping[str, Any], schema: Mapping[str, Any]) -> No
             if model not in models:
                 raise ConfigError(f"config key '{key}.models': no model named {model!r} in config key 'models'")
         method_schema = {**train_schema[method], "$defs": schema["$defs"]}
+        target_schema = {**schema["$defs"]["target"], "$defs": schema["$defs"]}
         for position, overrides in enumerate(_ablation_overrides(entry)):
-            error = jsonschema.exceptions.best_match(
-                jsonschema.Draft202012Validator(method_schema).iter_errors(copy.deepcopy(dict(overrides))))
-            if error is not None:
-                # A grid's values are checked per combination; the key names the varied setting.
-                where = ["grid"] if "grid" in entry else ["settings", position]
-                raise ConfigError(_describe(error, method_schema, ["train", "ablations", index, *where]))
+            # A grid's values are checked per combination; the key names the varied setting.
+            where = ["grid"] if "grid" in entry else ["settings", position]
+            target_part = {k: v for k, v in overrides.items() if k in TARGET_KEYS}
+            method_part = {k: v for k, v in overrides.items() if k not in TARGET_KEYS}
+            for part, part_schema in ((method_part, method_schema), (target_part, target_schema)):
+                error = jsonschema.exceptions.best_match(
+                    jsonschema.Draft202012Validator(part_schema).iter_errors(copy.deepcopy(part)))
+                if error is not None:
+                    message = _describe(error, part_schema, ["train", "ablations", index, *where])
+                    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+                        message += f"; or of its target: {', '.join(TARGET_KEYS)}"
+                    raise ConfigError(message)
             try:
                 name = entry["name"].format(**overrides)
             except (KeyError, IndexError, ValueError) as exc:

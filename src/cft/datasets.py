@@ -1,16 +1,16 @@
 """Split datasets on disk: one JSON line per prompt with its parameters and discretized target.
 
 A row holds everything needed to rebuild the prompt (`spec`), what people read (`prompt`,
-`distribution_id`, family metadata, true support) and the soft target's output space (canonical strings
-and masses) at the configured resolution, so a dataset file can be inspected or consumed without the
-package.
+`distribution_id`, family metadata, true support) and the output space (canonical strings and masses)
+of the evaluations' target (the config's `evaluate.target`, the soft adapter's) with its settings, so
+a dataset file can be inspected or consumed without the package.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +19,16 @@ import numpy as np
 from cft.grids import build_splits
 from cft.io import read_jsonl, write_jsonl
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
+from cft.targets import TargetSettings
 
 log = logging.getLogger(__name__)
 
 
-def dataset_row(split: str, spec: PromptSpec, *, decimals: int, max_bins: int,
-                quantile_low: float, quantile_high: float) -> dict[str, Any]:
+def dataset_row(split: str, spec: PromptSpec, target: TargetSettings) -> dict[str, Any]:
+    """One prompt with its target under `target` (the config's evaluate.target, the soft adapter's)."""
     family = spec.family
     lower, upper = family.support(spec.param_dict)
-    space = output_space_for(spec, decimals=decimals, max_bins=max_bins,
-                             quantile_low=quantile_low, quantile_high=quantile_high)
+    space = target.space(spec)
     return {
         "split": split,
         "distribution_id": spec.distribution_id,
@@ -42,10 +41,7 @@ def dataset_row(split: str, spec: PromptSpec, *, decimals: int, max_bins: int,
         "prompt": spec.prompt,
         "spec": spec.to_dict(),
         "output_space": {
-            "decimals": decimals,
-            "max_bins": max_bins,
-            "quantile_low": quantile_low,
-            "quantile_high": quantile_high,
+            **target.to_dict(),
             "values": list(space.values),
             "probs": [float(p) for p in space.probs],
         },
@@ -53,13 +49,13 @@ def dataset_row(split: str, spec: PromptSpec, *, decimals: int, max_bins: int,
 
 
 def write_split(*, split: str, out_path: str | Path, train_families: Sequence[str],
-                heldout_families: Sequence[str], selection: str, decimals: int, max_bins: int,
-                quantile_low: float, quantile_high: float) -> int:
-    """Write one split of the paper's prompts with their soft targets; return the row count."""
+                heldout_families: Sequence[str], selection: str,
+                target: TargetSettings | Mapping[str, Any]) -> int:
+    """Write one split of the paper's prompts with their targets under `target`; return the row count."""
+    target = TargetSettings.of(target)
     specs = build_splits(train_families, heldout_families, selection)[split]
     rows = [
-        dataset_row(split, spec, decimals=decimals, max_bins=max_bins,
-                    quantile_low=quantile_low, quantile_high=quantile_high)
+        dataset_row(split, spec, target)
         for spec in specs
     ]
     write_jsonl(out_path, rows)

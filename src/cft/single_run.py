@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cft.config import ConfigError, ablation_variants, adapter_settings, load_config, model_entry
+from cft.config import ConfigError, ablation_variants, adapter_settings, evaluation_target, load_config, model_entry
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ def train_one_adapter(config_paths: Sequence[str], model: str, method: str, out_
     train_split = out / "datasets" / "train.jsonl"
     write_unless_unchanged(train_split, lambda path: write_split(
         split="train", out_path=path, train_families=data["train_families"],
-        heldout_families=data["heldout_families"], selection=data["selection"],
-        decimals=config["train"]["soft"]["decimals"], max_bins=config["train"]["soft"]["max_bins"],
-        quantile_low=data["quantile_low"], quantile_high=data["quantile_high"]))
+        heldout_families=data["heldout_families"], selection=data["selection"], target=evaluation_target(config)))
     prompts = out / "datasets" / "train_subset.jsonl"
     write_unless_unchanged(prompts, lambda path: write_train_subset(train_split, path, size=data["train_prompts"],
                                                                     seed=config["seed"]))

@@ -14,8 +14,8 @@ Everything is vectorized: one ``ppf`` call and one ``cdf`` call per continuous p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -43,25 +43,20 @@ def build_output_space(
     dist: Any,
     support: tuple[float | None, float | None],
     integer_only: bool,
-    *,
-    decimals: int = 5,
-    max_bins: int = 1001,
-    quantile_low: float = 0.001,
-    quantile_high: float = 0.999,
+    target: TargetSettings,
 ) -> OutputSpace:
-    """Discretize a frozen scipy distribution the way the paper does.
+    """Discretize a frozen scipy distribution the way the paper does, under the settings `target`.
 
     ``support`` is the family's true support ``(lower, upper)`` with None for an infinite side.
     """
     lower, upper = support
+    window = (target.quantile_low, target.quantile_high)
     if integer_only:
-        values, probs = _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high)
+        values, probs = _integer_atoms(dist, lower, upper, target.max_bins, *window)
         printed_decimals = 0
     else:
-        values, probs = _continuous_atoms(
-            dist, lower, upper, decimals, max_bins, quantile_low, quantile_high
-        )
-        printed_decimals = decimals
+        values, probs = _continuous_atoms(dist, lower, upper, target.decimals, target.max_bins, *window)
+        printed_decimals = target.decimals
     return OutputSpace(
         values=values,
         probs=probs,
@@ -72,26 +67,91 @@ def build_output_space(
     )
 
 
-def output_space_for(
-    spec: Any,
-    *,
-    decimals: int = 5,
-    max_bins: int = 1001,
-    quantile_low: float = 0.001,
-    quantile_high: float = 0.999,
-) -> OutputSpace:
-    """The output space of one ``cft.prompts.PromptSpec``."""
-    family = spec.family
-    params = spec.param_dict
-    return build_output_space(
-        family.distribution(params),
-        family.support(params),
-        family.integer_only,
-        decimals=decimals,
-        max_bins=max_bins,
-        quantile_low=quantile_low,
-        quantile_high=quantile_high,
-    )
+# The most printed decimals of a continuous target (the config schema's targets.<name>.decimals and
+# `cft target --decimals`): 10**-8 steps keep the grid indices of the paper's windows exact in float64.
+MAX_DECIMALS = 8
+# The most atoms a target may keep (targets.<name>.max_bins, `cft target --max-bins`).
+MAX_BINS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """How a prompt's target is discretized: the printed decimals of a continuous target, the most
+    atoms it keeps, and the quantile window it covers. One named entry of the config's `targets`
+    section (`cft.config.target_settings`); training methods, datasets, the fidelity trie and the
+    baselines each name the entry they use.
+
+    The defaults are the paper's soft target (d=5, 1001 atoms over [ppf(0.001), ppf(0.999)]), equal
+    to the schema's `targets.soft` (tests/test_config.py checks that they agree).
+    """
+
+    decimals: int = 5
+    max_bins: int = 1001
+    quantile_low: float = 0.001
+    quantile_high: float = 0.999
+
+    def __post_init__(self) -> None:
+        for key, low, high in (("decimals", 0, MAX_DECIMALS), ("max_bins", 2, MAX_BINS)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"target key {key!r}: {value!r} is not an integer from {low} to {high}")
+        if not 0 < self.quantile_low < 0.5 < self.quantile_high < 1:
+            raise ValueError(f"target keys 'quantile_low' ({self.quantile_low!r}) and 'quantile_high' "
+                             f"({self.quantile_high!r}) must satisfy 0 < quantile_low < 0.5 < quantile_high < 1")
+
+    @classmethod
+    def of(cls, value: TargetSettings | Mapping[str, Any]) -> TargetSettings:
+        """The settings themselves, or built from a mapping of their keys (an unknown key is an error)."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"target settings must be a mapping of {', '.join(cls.setting_names())}, not {value!r}")
+        unknown = sorted(set(value) - set(cls.setting_names()))
+        if unknown:
+            raise ValueError(f"unknown target key {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(cls.setting_names())}")
+        return cls(**value)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def space(self, spec: Any) -> OutputSpace:
+        """The output space of one ``cft.prompts.PromptSpec``."""
+        family, params = spec.family, spec.param_dict
+        return build_output_space(family.distribution(params), family.support(params), family.integer_only, self)
+
+    def trie(self, spec: Any, tokenizer: Any, eos_id: int | None = None):
+        """The token trie (`cft.trie.TokenTrie`) of one prompt's output space under ``tokenizer``."""
+        from cft.trie import TokenTrie  # cft.trie builds on this module
+
+        return TokenTrie.from_output_space(self.space(spec), tokenizer, eos_id=eos_id)
+
+    def check_window(self, spec: Any) -> tuple[float, float]:
+        """`check_window` of one prompt under these settings."""
+        family, params = spec.family, spec.param_dict
+        return check_window(family.distribution(params), family.support(params), family.integer_only,
+                            **self.to_dict())
+
+
+# The paper's two targets: soft (and the fidelity trie) on 1001 atoms, hard sampled from 16384. The
+# training methods' defaults (cft.training), equal to the schema's targets.soft and targets.hard.
+SOFT_TARGET = TargetSettings()
+HARD_TARGET = TargetSettings(max_bins=16384)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSection:
+    """A settings class that trains or scores against one target, given as `TargetSettings` or a
+    mapping of its keys (as the workflow's rules pass it): the fidelity evaluation and the baselines."""
+
+    target: TargetSettings = SOFT_TARGET
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", TargetSettings.of(self.target))
 
 
 def _integer_atoms(dist, lower, upper, max_bins, quantile_low, quantile_high):
@@ -153,8 +213,8 @@ def quantile_window(dist, support, quantile_low: float, quantile_high: float) ->
 
 # Grid indices k of the multiples k * 10**-decimals must stay exact in float64 (and fit int64).
 MAX_GRID_POINTS = 2**53
-# How far from 0 an integer target may reach (the most atoms a target may have, cft target's --max-bins).
-MAX_INTEGER_REACH = 1_000_000
+# How far from 0 an integer target may reach: as far as its most atoms.
+MAX_INTEGER_REACH = MAX_BINS
 
 
 def check_window(dist, support, integer_only: bool, *, decimals: int, max_bins: int,

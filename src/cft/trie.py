@@ -30,13 +30,11 @@ kept tries, while ``children``, ``path_targets`` and ``paths_to`` hand out int64
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from cft.targets import output_space_for
 
 ID = np.int32  # storage type of token, node and atom ids
 
@@ -250,19 +248,3 @@ def _flatten(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     tokens = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
     return tokens, lengths
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrieTargetSettings:
-    """The paper's soft-target construction (d decimals, at most `max_bins` atoms over the quantile
-    window), for settings that build a prompt's training trie beside their own keys (the baselines)."""
-
-    decimals: int = 5
-    max_bins: int = 1001
-    quantile_low: float = 0.001
-    quantile_high: float = 0.999
-
-    def trie(self, spec: Any, tokenizer: Any, eos_id: int | None = None) -> TokenTrie:
-        space = output_space_for(spec, decimals=self.decimals, max_bins=self.max_bins,
-                                 quantile_low=self.quantile_low, quantile_high=self.quantile_high)
-        return TokenTrie.from_output_space(space, tokenizer, eos_id=eos_id)

@@ -5,15 +5,9 @@
 
 
 def baseline_target_settings():
-    """The trie the soft adapter trains on: the temperature and ATS-KL objectives use the same one."""
-    soft = config["train"]["soft"]
-    return {
-        "seed": config["seed"],
-        "decimals": soft["decimals"],
-        "max_bins": soft["max_bins"],
-        "quantile_low": config["data"]["quantile_low"],
-        "quantile_high": config["data"]["quantile_high"],
-    }
+    """The target the evaluations score against (evaluate.target, the soft adapter's): the temperature
+    and ATS-KL objectives fit to its tries."""
+    return {"seed": config["seed"], "target": evaluation_target(config)}
 
 
 rule fit_temperature:

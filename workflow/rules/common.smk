@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
 from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, model_entry, validate_config
+from cft.config import evaluation_target
 from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
 from cft.variants import shares_base_decoder, variant_files, variant_kind
@@ -166,15 +167,11 @@ def fidelity_transform_inputs(wildcards):
 
 
 def fidelity_settings(wildcards):
-    soft = config["train"]["soft"]
     settings = {
         **config["evaluate"]["fidelity"],
         "mc_seeds": tuple(config["evaluate"]["fidelity"]["mc_seeds"]),
         "seed": config["seed"],
-        "trie_decimals": soft["decimals"],
-        "trie_max_bins": soft["max_bins"],
-        "quantile_low": config["data"]["quantile_low"],
-        "quantile_high": config["data"]["quantile_high"],
+        "target": evaluation_target(config),
     }
     if wildcards.get("variant") == "ssot":
         # SSoT writes a seed string and reasoning before its answer: its own sample count and budget.

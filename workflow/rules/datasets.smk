@@ -1,4 +1,4 @@
-# Synthetic prompt datasets: the paper's splits with their discretized soft targets.
+# Synthetic prompt datasets: the paper's splits with their discretized targets (evaluate.target).
 
 
 rule make_split:
@@ -15,8 +15,7 @@ rule make_split:
         runtime=30,
     params:
         data=config["data"],
-        decimals=config["train"]["soft"]["decimals"],
-        max_bins=config["train"]["soft"]["max_bins"],
+        target=evaluation_target(config),
     script:
         "../scripts/make_split.py"
 
@@ -63,7 +62,6 @@ rule make_generalization_sets:
         data=config["data"],
         prompts_per_family=config["evaluate"]["generalization"]["prompts_per_family"],
         seed=config["seed"],
-        decimals=config["train"]["soft"]["decimals"],
-        max_bins=config["train"]["soft"]["max_bins"],
+        target=evaluation_target(config),
     script:
         "../scripts/make_generalization_sets.py"

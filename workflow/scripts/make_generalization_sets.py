@@ -11,8 +11,5 @@ if __name__ == "__main__":
         heldout_families=data["heldout_families"],
         prompts_per_family=snakemake.params.prompts_per_family,
         seed=snakemake.params.seed,
-        decimals=snakemake.params.decimals,
-        max_bins=snakemake.params.max_bins,
-        quantile_low=data["quantile_low"],
-        quantile_high=data["quantile_high"],
+        target=snakemake.params.target,
     )

@@ -10,8 +10,5 @@ if __name__ == "__main__":
         train_families=data["train_families"],
         heldout_families=data["heldout_families"],
         selection=data["selection"],
-        decimals=snakemake.params.decimals,
-        max_bins=snakemake.params.max_bins,
-        quantile_low=data["quantile_low"],
-        quantile_high=data["quantile_high"],
+        target=snakemake.params.target,
     )

@@ -43,10 +43,10 @@ from transformers import get_cosine_schedule_with_warmup
 from cft.datasets import read_specs
 from cft.io import atomic_path, environment_record, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt
-from cft.targets import sample_index
+from cft.targets import TargetSection, sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
-from cft.trie import TokenTrie, TrieTargetSettings
+from cft.trie import TokenTrie
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ def instruction_data(source: str) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ATSSettings(TrieTargetSettings):
-    """The `baselines.ats` config section (plus the soft-target settings the `kl` loss uses)."""
+class ATSSettings(TargetSection):
+    """The `baselines.ats` config section plus the target the `kl` loss trains on (`evaluate.target`)."""
 
     head_size: int = 256
     lr: float = 1e-3
@@ -178,7 +178,7 @@ class BatchSource:
 
     def soft_example(self, prompt_index: int, seed: int) -> Example:
         if prompt_index not in self.tries:
-            self.tries[prompt_index] = self.settings.trie(self.prompts[prompt_index], self.tokenizer, self.eos_id)
+            self.tries[prompt_index] = self.settings.target.trie(self.prompts[prompt_index], self.tokenizer, self.eos_id)
         trie = self.tries[prompt_index]
         atom = sample_index(trie.probs, seed)
         return Example(self.prompt_ids[prompt_index], trie.sequence(atom), trie.path_targets(atom))

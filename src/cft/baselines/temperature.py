@@ -26,15 +26,16 @@ from cft.datasets import read_specs
 from cft.evaluation.exact import NextTokenScorer, PromptScorer, exact_trie_kl, score_trie
 from cft.io import environment_record, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt
+from cft.targets import TargetSection
 from cft.training.data import balanced_order
-from cft.trie import TokenTrie, TrieTargetSettings
+from cft.trie import TokenTrie
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class TemperatureSettings(TrieTargetSettings):
-    """The `baselines.temperature` config section plus the soft-target settings of the tries."""
+class TemperatureSettings(TargetSection):
+    """The `baselines.temperature` config section plus the target of the tries (`evaluate.target`)."""
 
     num_train_prompts: int = 8
     min_temperature: float = 0.05
@@ -106,7 +107,7 @@ def fit_global_temperature(*, model_record_path: str | Path, prompts_path: str |
     for index in chosen:
         spec = specs[index]
         cases.append((PromptScorer(model, encode_prompt(tokenizer, format_prompt(tokenizer, spec.prompt, chat))),
-                      settings.trie(spec, tokenizer)))
+                      settings.target.trie(spec, tokenizer)))
     fit = fit_temperature(mean_trie_kl(cases), bounds=(settings.min_temperature, settings.max_temperature),
                           xatol=settings.xatol)
     log.info("temperature %.4f: mean trie KL %.4f (T=1: %.4f), %d evaluations, %.0fs", fit.temperature,

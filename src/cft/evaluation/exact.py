@@ -26,7 +26,7 @@ import torch
 from transformers import DynamicCache
 
 from cft.evaluation.metrics import w1_between_pmfs
-from cft.targets import OutputSpace, continuous_window, sample_indices
+from cft.targets import SOFT_TARGET, OutputSpace, continuous_window, sample_indices
 from cft.trie import TokenTrie
 
 # The training loss clamps soft targets at this floor before renormalizing (reference:
@@ -455,8 +455,8 @@ def digit_interval_distribution(
     support: tuple[float | None, float | None],
     *,
     resolution: int = 2,
-    quantile_low: float = 0.001,
-    quantile_high: float = 0.999,
+    quantile_low: float = SOFT_TARGET.quantile_low,
+    quantile_high: float = SOFT_TARGET.quantile_high,
     temperature: float = 1.0,
 ) -> GridDistribution:
     """The model's mass on every digit interval of width 10**-resolution in the target's range.

@@ -50,7 +50,7 @@ from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
 from cft.evaluation.aggregate import summarize
 from cft.baselines.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
 from cft.prompts import PromptSpec
-from cft.targets import output_space_for
+from cft.targets import TargetSection
 from cft.trie import TokenTrie
 from cft.variants import (VariantKind, load_variant, needs_hf_backend, output_head, resolve_kind,
                           shares_base_decoder, variant_head)
@@ -59,17 +59,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class FidelitySettings(SamplingSection):
-    """The `evaluate.fidelity` config section plus the target settings the adapter was trained on."""
+class FidelitySettings(SamplingSection, TargetSection):
+    """The `evaluate.fidelity` config section plus the target it scores against (`evaluate.target`,
+    the soft adapter's): the trie of the trie KL and the quantile window of the digit intervals."""
 
     exact: bool = True
-    trie_decimals: int = 5
-    trie_max_bins: int = 1001
     digit_resolution: int = 2
     max_digit_intervals: int = 6000
     mc_seeds: tuple[int, ...] = PAPER_MC_SEEDS
-    quantile_low: float = 0.001
-    quantile_high: float = 0.999
     # Stop a sampled answer once it can no longer parse as a number (`make_sampler`).
     stop_at_malformed: bool = True
     # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
@@ -130,8 +127,7 @@ def exact_metrics(scorer: PromptScorer, tokenizer, spec: PromptSpec,
     family = spec.family
     dist = family.distribution(spec.param_dict)
     support = family.support(spec.param_dict)
-    space = output_space_for(spec, decimals=settings.trie_decimals, max_bins=settings.trie_max_bins,
-                             quantile_low=settings.quantile_low, quantile_high=settings.quantile_high)
+    space = settings.target.space(spec)
     trie = TokenTrie.from_output_space(space, tokenizer)
     scores = score_trie(scorer, trie)
     trie_kl = exact_trie_kl(scores)
@@ -141,8 +137,8 @@ def exact_metrics(scorer: PromptScorer, tokenizer, spec: PromptSpec,
         grid_name = "integer support"
     elif resolution is not None:
         grid = digit_interval_distribution(scorer, tokenizer, dist, support, resolution=resolution,
-                                           quantile_low=settings.quantile_low,
-                                           quantile_high=settings.quantile_high)
+                                           quantile_low=settings.target.quantile_low,
+                                           quantile_high=settings.target.quantile_high)
         grid_name = f"digit intervals 1e-{resolution}"
     else:
         grid, grid_name = None, f"none: over {settings.max_digit_intervals} intervals even at 1e0"

@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from cft.families import InvalidParameters, get_family
 from cft.grids import PAPER_GRIDS, build_splits, grid
 from cft.io import read_jsonl, write_csv, write_jsonl
 from cft.prompts import PromptSpec
+from cft.targets import TargetSettings
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +139,15 @@ def generalization_sets(train_specs: Sequence[PromptSpec], train_families: Seque
 
 def write_generalization_sets(*, train_prompts: str | Path, out_paths: Mapping[str, str | Path],
                               train_families: Sequence[str], heldout_families: Sequence[str],
-                              prompts_per_family: int, seed: int, decimals: int, max_bins: int,
-                              quantile_low: float, quantile_high: float) -> dict[str, int]:
+                              prompts_per_family: int, seed: int,
+                              target: TargetSettings | Mapping[str, Any]) -> dict[str, int]:
     """The `make_generalization_sets` rule: one dataset file per group, in the splits' row format."""
+    target = TargetSettings.of(target)
     specs = [PromptSpec.from_dict(row["spec"]) for row in read_jsonl(train_prompts)]
     groups = generalization_sets(specs, train_families, heldout_families,
                                  prompts_per_family=prompts_per_family, seed=seed)
     for group, path in out_paths.items():
-        write_jsonl(path, [dataset_row(group, spec, decimals=decimals, max_bins=max_bins,
-                                       quantile_low=quantile_low, quantile_high=quantile_high)
-                           for spec in groups[group]])
+        write_jsonl(path, [dataset_row(group, spec, target) for spec in groups[group]])
     return {group: len(groups[group]) for group in out_paths}
 
 

@@ -1,8 +1,10 @@
-"""Training settings: one flat dataclass for both methods (the TRL pattern of a config per trainer,
-with the method-specific defaults filled in from the paper's final configs).
+"""Training settings: one dataclass for every training method (the TRL pattern of a config per
+trainer), with the method-specific defaults (`cft.training.methods`) filled in from the paper's final
+configs.
 
 Reference: structured-sampling.md sections 5.6, 6 and 7. The names match the `train` section of the
-workflow config, so `TrainConfig.from_dict(train_settings(config, model, method))` is the whole glue.
+workflow config, so `TrainConfig.from_dict(train_settings(config, model, method))` is the whole glue;
+the workflow config's schema holds the same defaults (tests/test_config.py checks that they agree).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cft.targets import TargetSettings
 from cft.training.methods import get_method
 
 # Keys that only some methods read. They are left out of `to_dict` while unset, so that adding such a
@@ -25,7 +28,7 @@ RUN_CONTROL_KEYS = ("checkpoint_every", "snapshots")
 class TrainConfig:
     method: str = "soft"
     seed: int = 11
-    epochs: int | None = None                  # None: 3 (soft) or 2 (hard)
+    epochs: int | None = None                  # None: the method's (cft.training.methods)
     batch_size: int = 8
     lr: float = 2e-4
     weight_decay: float = 0.01
@@ -34,11 +37,9 @@ class TrainConfig:
     lora_alpha: float = 32
     lora_dropout: float = 0.05
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    # Target construction (structured-sampling.md section 4).
-    decimals: int = 5
-    max_bins: int | None = None                # None: 1001 (soft) or 16384 (hard)
-    quantile_low: float = 0.001
-    quantile_high: float = 0.999
+    # The discretized target (structured-sampling.md section 4; a mapping of its keys is accepted).
+    # None: the method's, the paper's soft target or, for hard, its 16384-atom target.
+    target: TargetSettings | None = None
     # Hard targets: sampled completions per prompt and epoch.
     samples_per_prompt: int = 16
     # Soft targets: softmax temperature of the model and the floor on target probabilities.
@@ -54,13 +55,17 @@ class TrainConfig:
     snapshots: int | None = None
 
     def __post_init__(self) -> None:
-        # The paper's final configs fill in what is unset: soft trains 3 epochs on a 1001-atom
-        # target, hard 2 epochs of 16 samples per prompt drawn from a 16384-atom target.
+        # The method fills in what is unset (the paper's final configs: soft trains 3 epochs on a
+        # 1001-atom target, hard 2 epochs of 16 samples per prompt drawn from a 16384-atom target).
         for key, value in get_method(self.method).defaults.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
         object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
-        positive = ("epochs", "batch_size", "lora_r", "max_bins", "samples_per_prompt", "checkpoint_every")
+        try:
+            object.__setattr__(self, "target", TargetSettings.of(self.target))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"train config key 'target': {error}") from None
+        positive = ("epochs", "batch_size", "lora_r", "samples_per_prompt", "checkpoint_every")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"train config key {key!r} must be at least 1, got {getattr(self, key)}")
@@ -71,12 +76,18 @@ class TrainConfig:
             raise ValueError("train config keys 'lr' and 'temperature' must be positive and 'epsilon' in (0, 0.01)")
         if not 0 <= self.warmup_ratio <= 1 or not 0 <= self.lora_dropout < 1:
             raise ValueError("train config keys 'warmup_ratio' must lie in [0, 1] and 'lora_dropout' in [0, 1)")
-        if not 0 < self.quantile_low < self.quantile_high < 1:
-            raise ValueError("train config keys 'quantile_low' < 'quantile_high' must lie in (0, 1)")
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> TrainConfig:
-        """Build from flat settings; an unknown key is an error that names it."""
+        """Build from settings whose `target` is a mapping, or from a record of `to_dict` (the target's
+        keys flat); an unknown key is an error that names it."""
+        settings = dict(settings)
+        flat = {key: settings.pop(key) for key in TargetSettings.setting_names() if key in settings}
+        if flat:
+            if "target" in settings:
+                raise ValueError(f"train config keys {', '.join(map(repr, flat))} are keys of 'target'; "
+                                 "give them there")
+            settings["target"] = flat
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -86,9 +97,13 @@ class TrainConfig:
         return cls(**settings)
 
     def to_dict(self) -> dict[str, Any]:
-        record = dataclasses.asdict(self)
-        record["lora_target_modules"] = list(self.lora_target_modules)
-        for key in (*METHOD_ONLY_KEYS, "snapshots"):
-            if record[key] is None:
-                del record[key]
+        """The settings record (train_config.json) and the run fingerprint's settings. The target's
+        keys stay flat in it, where they were before the target was one object, so that a run
+        recorded then keeps its fingerprint and resumes."""
+        record: dict[str, Any] = {}
+        for key, value in dataclasses.asdict(self).items():
+            if key == "target":
+                record.update(value)
+            elif key not in (*METHOD_ONLY_KEYS, "snapshots") or value is not None:
+                record[key] = list(value) if key == "lora_target_modules" else value
         return record

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from cft.targets import continuous_window, integer_window
+from cft.targets import SOFT_TARGET, TargetSettings, continuous_window, integer_window
 from cft.training.config import TrainConfig
 from cft.training.methods import register_method
 from cft.training.trainer import SoftTargetTrainer
@@ -69,14 +69,15 @@ class DigitLaw:
     window: tuple[float, float] | None
 
     @classmethod
-    def for_spec(cls, spec: Any, *, decimals: int, max_bins: int, quantile_low: float,
-                 quantile_high: float) -> DigitLaw:
+    def for_spec(cls, spec: Any, target: TargetSettings) -> DigitLaw:
+        """The law of one prompt over the window and decimals of `target`."""
+        decimals, quantile_low, quantile_high = target.decimals, target.quantile_low, target.quantile_high
         family = spec.family
         params = spec.param_dict
         dist = family.distribution(params)
         support = family.support(params)
         if family.integer_only:
-            first, last = integer_window(dist, support, max_bins, quantile_low, quantile_high)
+            first, last = integer_window(dist, support, target.max_bins, quantile_low, quantile_high)
             return cls(dist.cdf, first, last, 0, True, None)
         low, high = continuous_window(dist, support, quantile_low, quantile_high)
         step = 10.0**-decimals
@@ -220,8 +221,7 @@ def symbol_token_ids(tokenizer) -> dict[str, int]:
 def exact_digit_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
                      seed: int) -> tuple[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]]:
     """The `exactdigit` target builder: one answer and the exact digit-trie targets on its path."""
-    law = DigitLaw.for_spec(spec, decimals=config.decimals, max_bins=config.max_bins,
-                            quantile_low=config.quantile_low, quantile_high=config.quantile_high)
+    law = DigitLaw.for_spec(spec, config.target)
     answer, steps = law.sample(seed)
     ids = symbol_token_ids(tokenizer)
     value_ids = tuple(ids[c] for c in answer)
@@ -238,6 +238,6 @@ def exact_digit_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
     return value_ids, token_steps
 
 
-# The soft trainer with the exact digit trie; max_bins only serves the integer range's fallback
-# when a quantile is undefined (as in the paper's construction).
-register_method("exactdigit", SoftTargetTrainer, exact_digit_path, epochs=3, max_bins=1001)
+# The soft trainer with the exact digit trie on the soft target's settings; max_bins only serves the
+# integer range's fallback when a quantile is undefined (as in the paper's construction).
+register_method("exactdigit", SoftTargetTrainer, exact_digit_path, epochs=3, target=SOFT_TARGET)

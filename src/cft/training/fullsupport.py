@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cft.targets import SOFT_TARGET
 from cft.training.losses import full_support_kl
 from cft.training.methods import register_method
 from cft.training.trainer import CalibrationTrainer, paper_trie
@@ -198,4 +199,4 @@ class FullSupportTrainer(CalibrationTrainer):
                                self.config.temperature, self.config.epsilon)
 
 
-register_method("fullsupport", FullSupportTrainer, paper_trie, epochs=3, max_bins=1001)
+register_method("fullsupport", FullSupportTrainer, paper_trie, epochs=3, target=SOFT_TARGET)

@@ -26,7 +26,8 @@ class TrainingMethod:
     name: str
     trainer: type
     targets: Callable[..., Any]
-    # Settings a method fills in when the config leaves them unset (None), e.g. its epochs.
+    # Settings a method fills in when the config leaves them unset (None), e.g. its epochs and target:
+    # the schema's train.<name> defaults (tests/test_config.py checks that they agree).
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -58,7 +58,7 @@ from transformers import AutoConfig, get_cosine_schedule_with_warmup, set_seed
 from cft.datasets import read_specs
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
-from cft.targets import OutputSpace, output_space_for, sample_index
+from cft.targets import HARD_TARGET, SOFT_TARGET, OutputSpace, sample_index
 from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
 from cft.training.distributed import (average_gradients, barrier, is_main_process, mean_across_processes,
@@ -503,15 +503,14 @@ class HardTargetTrainer(CalibrationTrainer):
 
 def paper_output_space(spec: Any, config: TrainConfig) -> OutputSpace:
     """The paper's discretized target of one prompt (structured-sampling.md section 4)."""
-    return output_space_for(spec, decimals=config.decimals, max_bins=config.max_bins,
-                            quantile_low=config.quantile_low, quantile_high=config.quantile_high)
+    return config.target.space(spec)
 
 
 def paper_trie(spec: Any, tokenizer, eos_id: int, config: TrainConfig) -> TokenTrie:
     """The token trie of the paper's target. Built per example rather than cached: each prompt
     appears once per epoch, and a trie of a 1001-atom target takes milliseconds against seconds for
     the optimizer step."""
-    return TokenTrie.from_output_space(paper_output_space(spec, config), tokenizer, eos_id=eos_id)
+    return config.target.trie(spec, tokenizer, eos_id=eos_id)
 
 
 def paper_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
@@ -522,8 +521,8 @@ def paper_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
     return trie.sequence(atom), trie.path_targets(atom)
 
 
-register_method("soft", SoftTargetTrainer, paper_path, epochs=3, max_bins=1001)
-register_method("hard", HardTargetTrainer, paper_output_space, epochs=2, max_bins=16384)
+register_method("soft", SoftTargetTrainer, paper_path, epochs=3, target=SOFT_TARGET)
+register_method("hard", HardTargetTrainer, paper_output_space, epochs=2, target=HARD_TARGET)
 
 
 def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
