@@ -31,8 +31,8 @@ TEST_SETS = {
                PromptSpec.from_params("poisson", {"lambda": 3.0})],
     "heldout": [PromptSpec.from_params("uniform", {"a": 0.0, "b": 3.0})],
 }
-SETTINGS = FidelitySettings(num_samples=8, batch_size=4, max_new_tokens=6, digit_resolution=1, trie_decimals=2,
-                            trie_max_bins=64, max_digit_intervals=200, seed=5)
+SETTINGS = FidelitySettings(num_samples=8, batch_size=4, max_new_tokens=6, digit_resolution=1,
+                            target=dict(decimals=2, max_bins=64), max_digit_intervals=200, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +44,11 @@ def tiny(tmp_path_factory, one_torch_thread):
     for split, specs in TEST_SETS.items():
         write_jsonl(root / f"{split}.jsonl", [{"spec": s.to_dict()} for s in specs])
     fit = fit_global_temperature(model_record_path=root / "model.json", prompts_path=root / "train.jsonl",
-                                 settings=dict(num_train_prompts=3, decimals=1, max_bins=16, xatol=0.05),
+                                 settings=dict(num_train_prompts=3, target=dict(decimals=1, max_bins=16), xatol=0.05),
                                  out_json=root / "temperature.json", device="cpu", threads=1)
     assert fit.temperature != 1.0  # a fit that returned the base model would compare base with itself
     train_ats(model_record_path=root / "model.json", loss="kl", prompts_path=root / "train.jsonl",
-              settings=dict(head_size=16, lr=0.05, steps=4, batch_size=3, decimals=1, max_bins=16),
+              settings=dict(head_size=16, lr=0.05, steps=4, batch_size=3, target=dict(decimals=1, max_bins=16)),
               head_out=root / "head.pt", record_out=root / "head.json", log_csv=root / "ats_log.csv",
               device="cpu", threads=1)
     assert json.loads((root / "head.json").read_text())["temperature_mean"] != 1.0
