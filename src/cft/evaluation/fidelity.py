@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cft.evaluation.exact import (
     PAPER_MC_SEEDS,
@@ -42,14 +41,14 @@ from cft.evaluation.exact import (
 from cft.evaluation.metrics import MIN_VALID, bootstrap_w1, sample_metrics, target_summary
 from cft.evaluation.parsing import cannot_become_number, parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingSection, VLLMSampler, sample_seeds
-from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
+from cft.io import read_jsonl, write_csv, write_json, write_jsonl
+from cft.models import encode_prompt, format_prompt
 from cft.evaluation.aggregate import summarize
-from cft.baselines.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
+from cft.prompting.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
 from cft.prompts import PromptSpec
 from cft.targets import output_space_for
 from cft.trie import TokenTrie
-from cft.variants import load_variant, needs_hf_backend, resolve_kind
+from cft.variants import open_variant
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class FidelitySettings(SamplingSection):
     quantile_high: float = 0.999
     # Stop a sampled answer once it can no longer parse as a number (`make_sampler`).
     stop_at_malformed: bool = True
-    # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
+    # String Seed of Thought variants only (`cft.prompting.ssot`): its system prompt, None = default.
     ssot_system_prompt: str | None = None
 
 
@@ -223,17 +222,10 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
     ``variant_files`` holds the inputs of a baseline variant (`cft.variants`: a fitted temperature,
     an ATS head); the variant's kind decides the prompt protocol and whether exact metrics apply.
     """
-    if threads:
-        torch.set_num_threads(threads)
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    if needs_hf_backend(kind) and settings.backend != "hf":
-        # vLLM runs its own copy of the weights and would sample the untransformed model.
-        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
-        settings = replace(settings, backend="hf")
-    model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-    chat = ChatOptions(**model_record.get("chat", {}))
+    opened = open_variant(model_record_path, variant, evaluation="fidelity", files=variant_files,
+                          adapter_dir=adapter_dir, device=device, threads=threads, backend=settings.backend)
+    model_record, tokenizer, model, kind, chat = opened.record, opened.tokenizer, opened.model, opened.kind, opened.chat
+    settings = replace(settings, backend=opened.backend)
     ssot = kind.prompting == "ssot"
     # A numeric answer that can no longer parse is MALFORMED whatever follows: stop drawing it. SSoT
     # answers sit inside tags after free text, so they run to eos or the token limit.
@@ -252,7 +244,7 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
                    "family_id": family.family_id, "tier": family.tier, "kind": family.kind,
                    "distribution_id": spec.distribution_id, "prompt": spec.prompt}
             started = time.perf_counter()
-            if not kind.exact_metrics:
+            if not kind.teacher_forceable:
                 row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
             elif settings.exact:
                 exact, distribution = exact_metrics(model, tokenizer, spec, prompt_ids, settings)
