@@ -45,6 +45,7 @@ import torch
 from cft.io import read_json
 from cft.logits import GlobalTemperature, with_logit_transform
 from cft.models import ChatOptions, load_model, load_tokenizer, pick_device
+from cft.styles import DARK_GREY, OKABE_ITO, TOL_INDIGO, Style
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +95,6 @@ def register_variant_kind(name: str, **fields: Any):
         return apply
 
     return register
-
-
-@dataclass(frozen=True)
-class Style:
-    """One variant's look in every figure: a colour, and a second cue for print in grey and for readers
-    who cannot use the colours (a marker and a line style for lines, a hatch for bars)."""
-
-    color: str
-    marker: str
-    linestyle: str | tuple
-    hatch: str
 
 
 @dataclass(frozen=True)
@@ -207,10 +197,7 @@ def evaluated_variants(evaluation: str, variants: Iterable[str], adapters: Seque
 
 
 # --------------------------------------------------------------------------------------------------
-# The kinds and the named variants. Colours: Okabe & Ito's colour-universal palette ("Color Universal
-# Design", 2008; its yellow left out, thin yellow lines vanish on white), then Paul Tol's indigo and a
-# dark grey; the training methods' styles are on their `register_method` entries.
-# tests/test_figure_style.py checks every pair under simulated colour-vision deficiencies.
+# The kinds and the named variants (the training methods' styles are on their `register_method` entries)
 
 
 @register_variant_kind("base")
@@ -244,11 +231,11 @@ def _ssot(model, files):
     return model
 
 
-register_variant("base", "base", Style("#000000", "o", "-", ""))
-register_variant("temperature", "temperature", Style("#E69F00", "P", (0, (5, 1)), "--"))
-register_variant("ats_smooth", "ats", Style("#009E73", "X", (0, (3, 1, 1, 1, 1, 1)), "||"))
-register_variant("ats_kl", "ats", Style("#332288", "*", (0, (1, 2)), "++"))
-register_variant("ssot", "ssot", Style("#555555", "h", (0, (8, 2, 2, 2)), "oo"))
+register_variant("base", "base", Style(OKABE_ITO["black"], "o", "-", ""))
+register_variant("temperature", "temperature", Style(OKABE_ITO["orange"], "P", (0, (5, 1)), "--"))
+register_variant("ats_smooth", "ats", Style(OKABE_ITO["bluish_green"], "X", (0, (3, 1, 1, 1, 1, 1)), "||"))
+register_variant("ats_kl", "ats", Style(TOL_INDIGO, "*", (0, (1, 2)), "++"))
+register_variant("ssot", "ssot", Style(DARK_GREY, "h", (0, (8, 2, 2, 2)), "oo"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cft.styles import OKABE_ITO, Style
 from cft.training.losses import full_support_kl
 from cft.training.methods import register_method
 from cft.training.trainer import CalibrationTrainer, paper_trie
@@ -198,4 +199,5 @@ class FullSupportTrainer(CalibrationTrainer):
                                self.config.temperature, self.config.epsilon)
 
 
-register_method("fullsupport", FullSupportTrainer, paper_trie, epochs=3, max_bins=1001)
+register_method("fullsupport", FullSupportTrainer, paper_trie,
+                style=Style(OKABE_ITO["reddish_purple"], "D", "-.", "xx"), epochs=3, max_bins=1001)
