@@ -1,5 +1,6 @@
-# Config validation, wildcard constraints, variant lists, resources and input functions. No rules live
-# here: the rule files hold rules and the constants they alone read.
+# Config validation, wildcard constraints, the variant lists (from the registries of cft.training and
+# cft.variants), job resources, input functions and settings helpers. No rules live here, and no
+# function lives beside the rules (`snakemake --lint`).
 
 from snakemake.exceptions import WorkflowError
 
