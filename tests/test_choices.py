@@ -19,7 +19,7 @@ from cft.models import encode_prompt, format_prompt
 from cft.transfer.choices import (CHOICE_SETS, answer_line_probabilities, choice_rows, choices_table,
                                   evaluate_choices)
 from cft.transfer.openended import CATEGORIES
-from cft.variants import GlobalTemperature, with_logit_transform
+from cft.logits import GlobalTemperature, with_logit_transform
 
 ANSWERS = ("Mon", "Tue", "Sat", "Sun")
 

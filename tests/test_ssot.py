@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cft.baselines.ssot import (
+from cft.prompting.ssot import (
     NO_ANSWER_TAG,
     SSOT_ERRORS,
     SYSTEM_PROMPT,
@@ -82,7 +82,7 @@ def test_prompt_carries_the_system_prompt_and_turns_thinking_on():
 
 
 def test_thinking_switch_is_forced_on_only_where_the_template_has_it():
-    from cft.baselines.ssot import ssot_chat
+    from cft.prompting.ssot import ssot_chat
 
     assert ssot_chat(ChatOptions(enable_thinking=False)).enable_thinking is True
     assert ssot_chat(ChatOptions()).enable_thinking is None

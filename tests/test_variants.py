@@ -12,23 +12,22 @@ import pytest
 import torch
 
 from cft.baselines.ats import ATSHead, save_ats_head
-from cft.baselines.ssot import EXACT_SKIPPED, SSOT_ERRORS
 from cft.baselines.temperature import fit_temperature, mean_trie_kl
 from cft.evaluation.exact import PromptScorer, exact_trie_kl, score_trie
 from cft.evaluation.fidelity import FidelitySettings, evaluate_fidelity
 from cft.evaluation.sampling import HFSampler, SamplingParams
 from cft.io import read_jsonl, write_json, write_jsonl
 from cft.models import load_model
+from cft.prompting.ssot import EXACT_SKIPPED, SSOT_ERRORS
 from cft.prompts import PromptSpec
 from cft.trie import TokenTrie
+from cft.logits import GlobalTemperature, with_logit_transform
 from cft.variants import (
-    GlobalTemperature,
     UnknownVariant,
     load_variant,
     resolve_kind,
     variant_files,
     variant_kind,
-    with_logit_transform,
 )
 from tiny_models import char_tokenizer, save_tiny_record
 
@@ -44,7 +43,7 @@ def test_names_resolve_to_kinds():
     assert variant_kind("soft_d2_b4096", ["soft_d2_b4096"]).name == "adapter"
     assert variant_kind("temperature").name == "temperature"
     assert variant_kind("ats_smooth").name == variant_kind("ats_kl").name == "ats"
-    assert variant_kind("ssot").prompting == "ssot" and not variant_kind("ssot").exact_metrics
+    assert variant_kind("ssot").prompting == "ssot" and not variant_kind("ssot").teacher_forceable
     with pytest.raises(UnknownVariant, match="soft"):
         variant_kind("soft")
     with pytest.raises(UnknownVariant):

@@ -258,11 +258,23 @@ def _check_evaluated_variants(config: Mapping[str, Any], all_methods: Sequence[s
     if "heldout" in splits and not config["data"]["heldout_families"]:
         raise ConfigError(f"config key 'evaluate.splits[{splits.index('heldout')}]': 'heldout' has no prompts "
                           "(data.heldout_families is empty)")
+    from cft.variants import VARIANTS, accepts, variant_kind
+
     methods = config["train"]["methods"]
+    known = [*all_methods, *VARIANTS]
     for index, variant in enumerate(config["evaluate"]["variants"]):
+        if variant not in known:
+            raise ConfigError(f"config key 'evaluate.variants[{index}]': {variant!r} is none of {_listing(known)} "
+                              "(the training methods and the variants registered in cft.variants)")
         if variant in all_methods and variant not in methods:
             raise ConfigError(f"config key 'evaluate.variants[{index}]': {variant!r} is not trained "
                               f"(train.methods is {_listing(methods)})")
+    for index, variant in enumerate(config["evaluate"]["generalization"]["variants"]):
+        key = f"evaluate.generalization.variants[{index}]"
+        if variant not in known:
+            raise ConfigError(f"config key '{key}': {variant!r} is none of {_listing(known)}")
+        if not accepts("generalization", variant_kind(variant, all_methods)):
+            raise ConfigError(f"config key '{key}': {variant!r} has no exact metrics to score the groups with")
 
 
 def _check_baselines(baselines: Mapping[str, Any]) -> None:
@@ -283,11 +295,11 @@ def _check_transfer(evaluate: Mapping[str, Any]) -> None:
 def _check_noveltybench(evaluate: Mapping[str, Any], all_methods: Sequence[str]) -> None:
     """NoveltyBench's variants must be evaluated ones that ask the prompt as it is (not SSoT); its
     reward thresholds must ascend (a rating is 1 + the number of thresholds below the reward)."""
-    from cft.variants import variant_kind
+    from cft.variants import evaluated_variants
 
     novelty = evaluate["noveltybench"]
     evaluated = evaluate["variants"]
-    plain = [v for v in evaluated if variant_kind(v, all_methods).prompting is None]
+    plain = evaluated_variants("noveltybench", evaluated, all_methods)
     if not plain:
         raise ConfigError(f"config key 'evaluate.variants': {_listing(evaluated)} are all prompting protocols; "
                           "NoveltyBench (evaluate.noveltybench), MCQ and retention ask the plain prompt and "

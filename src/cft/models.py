@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from cft.io import write_json
+from cft.io import read_json, write_json
 
 # transformers and huggingface_hub are imported inside the functions that use them: cft.config
 # imports this module to check packaged model names, and validating a config should not pay the
@@ -287,6 +287,21 @@ def load_model(model_dir: str | os.PathLike, dtype: str = "auto", device: str | 
     )
     model.config.use_cache = False
     return model.eval()
+
+
+def pick_device(device: str | None) -> str:
+    """The device a job runs on; `device: auto` reaches the jobs as None: CUDA when the machine has it."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_frozen_base(model_record_path: str | os.PathLike, device: str | None = None, threads: int | None = None):
+    """(model record, tokenizer, base model in eval mode) for fitting a baseline on the frozen model;
+    ``device`` None picks CUDA when the machine has it."""
+    if threads:
+        torch.set_num_threads(threads)
+    record = read_json(model_record_path)
+    tokenizer = load_tokenizer(record["path"])
+    return record, tokenizer, load_model(record["path"], dtype=record["dtype"], device=pick_device(device))
 
 
 def format_prompt(tokenizer, text: str, chat: ChatOptions | None = None, *, system: str | None = None) -> str:

@@ -1,10 +1,18 @@
-"""Model variants: what an evaluation loads for `{variant}` of one model.
+"""Model variants: what an evaluation opens for `{variant}` of one model.
 
-Every evaluation (fidelity, transfer, retention) calls `load_variant`, so a new variant kind
-(a trained adapter, a logit transform, a prompting protocol) becomes available to all of them at once.
+Every evaluation (fidelity, curve, generalization, transfer, NoveltyBench, retention) opens its model
+with `open_variant`, so a new variant kind (a trained adapter, a logit transform, a prompting protocol)
+becomes available to all of them at once.
 
-A variant *name* (what `evaluate.variants` lists and the `{variant}` wildcard holds) resolves to a
-*kind* (`variant_kind`):
+Two registries:
+
+* variant *kinds* (`register_variant_kind`): how the base model turns into the evaluated model, and what
+  that model can do (`VariantKind.plain_format`, `has_logits`, `teacher_forceable`);
+* named *variants* (`register_variant`): the names `evaluate.variants` may list besides the training
+  methods (`cft.training.methods`), each with its kind and its look in the figures (`Style`).
+
+A variant name (what `evaluate.variants` lists and the `{variant}` wildcard holds) resolves to a kind
+(`variant_kind`):
 
 * ``base``: the pretrained model;
 * ``adapter``: the name of a training method (``soft``, ``hard``) or ablation: the base model with that
@@ -13,23 +21,21 @@ A variant *name* (what `evaluate.variants` lists and the `{variant}` wildcard ho
   (``results/variants/{model}/temperature.json``, `cft.baselines.temperature`);
 * ``ats`` (names ``ats_<loss>``, e.g. ``ats_smooth``, ``ats_kl``): the base model with an Adaptive
   Temperature Scaling head (``results/variants/{model}/{variant}/head.pt``, `cft.baselines.ats`);
-* ``ssot``: the base model prompted with String Seed of Thought (`cft.baselines.ssot`); the model is
+* ``ssot``: the base model prompted with String Seed of Thought (`cft.prompting.ssot`); the model is
   unchanged, the evaluators change the prompt and read the answer out of its tag.
 
-Logit-transform kinds replace the model's output head by `TransformedHead` (the head, then a
-transform of (hidden state, logits)). Everything that computes logits goes through that module: the
-model's own forward and ``generate``, `cft.evaluation.sampling.HFSampler` (which calls the forward)
-and `cft.evaluation.exact.PromptScorer` and `cft.training.losses.answer_logits` (which call
-``get_output_embeddings()`` on the decoder's hidden states). So every evaluator works unchanged. The
-vLLM backend runs its own copy of the weights and cannot see the transform; `needs_hf_backend` says so.
+Logit-transform kinds replace the model's output head (`cft.logits.with_logit_transform`), so every
+evaluator works unchanged. The vLLM backend runs its own copy of the weights and cannot see the
+transform; `open_variant` falls back to the hf backend for those kinds.
 
-Adding a kind is one function decorated with `register_variant_kind` (and its settings and name in
-the config).
+Which evaluation takes which kinds is `EVALUATION_NEEDS`: the workflow's variant lists
+(`evaluated_variants`) and the evaluators' own check (`open_variant(..., evaluation=...)`) both read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +45,11 @@ import torch
 from torch import nn
 
 from cft.io import read_json
-from cft.models import load_model, load_tokenizer
+from cft.logits import GlobalTemperature, with_logit_transform
+from cft.models import ChatOptions, load_model, load_tokenizer, pick_device
+from cft.styles import DARK_GREY, OKABE_ITO, TOL_INDIGO, Style
+
+log = logging.getLogger(__name__)
 
 
 class UnknownVariant(ValueError):
@@ -48,13 +58,15 @@ class UnknownVariant(ValueError):
 
 @dataclass(frozen=True)
 class VariantKind:
-    """How one kind of variant turns the base model into the evaluated model.
+    """How one kind of variant turns the base model into the evaluated model, and what it can do.
 
-    ``input_key`` names the file the kind needs (the key of the rule input and of `load_variant`'s
+    ``input_key`` names the file the kind needs (the key of the rule input and of `open_variant`'s
     ``files``) and ``input_path`` where the workflow keeps it ({model} and {variant} filled in).
-    ``prompting`` names a prompting protocol the evaluators apply instead of the plain prompt.
-    ``exact_metrics`` is False where teacher-forced metrics do not measure what the variant samples
-    (SSoT samples an answer after a generated seed and reasoning, not straight after the prompt).
+    ``prompting`` names a prompting protocol (`cft.prompting`) the evaluators apply instead of the
+    plain prompt. ``teacher_forceable`` is False where the answer's probabilities cannot be read
+    teacher-forced right after the prompt (SSoT samples its answer after a generated seed string and
+    reasoning). ``has_logits`` is False where the variant is no model of its own to score text with
+    (a prompting protocol leaves the base model's log-likelihoods as they are).
     """
 
     name: str
@@ -62,8 +74,14 @@ class VariantKind:
     input_key: str | None = None
     input_path: str | None = None
     prompting: str | None = None
-    exact_metrics: bool = True
+    teacher_forceable: bool = True
+    has_logits: bool = True
     transforms_logits: bool = False
+
+    @property
+    def plain_format(self) -> bool:
+        """The variant answers the plain prompt in the plain answer format (no prompting protocol)."""
+        return self.prompting is None
 
 
 VARIANT_KINDS: dict[str, VariantKind] = {}
@@ -81,8 +99,32 @@ def register_variant_kind(name: str, **fields: Any):
     return register
 
 
-def variant_kind(name: str, adapters: tuple[str, ...] | list[str] = ()) -> VariantKind:
-    """The kind of variant ``name``: a kind's own name, a trained adapter, or ``<kind>_<suffix>``."""
+@dataclass(frozen=True)
+class Variant:
+    """A variant name that `evaluate.variants` may list besides the training methods, and its kind."""
+
+    name: str
+    kind: str
+    style: Style
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(name: str, kind: str, style: Style) -> Variant:
+    if name in VARIANTS:
+        raise ValueError(f"variant {name!r} is registered twice")
+    if kind not in VARIANT_KINDS:
+        raise ValueError(f"variant {name!r}: kind {kind!r} is not registered (known: {', '.join(VARIANT_KINDS)})")
+    VARIANTS[name] = Variant(name, kind, style)
+    return VARIANTS[name]
+
+
+def variant_kind(name: str, adapters: Sequence[str] = ()) -> VariantKind:
+    """The kind of variant ``name``: a registered variant, a trained adapter, a kind's own name or
+    ``<kind>_<suffix>``."""
+    if name in VARIANTS:
+        return VARIANT_KINDS[VARIANTS[name].kind]
     if name in VARIANT_KINDS and name != "adapter":
         return VARIANT_KINDS[name]
     if name in adapters:
@@ -90,12 +132,12 @@ def variant_kind(name: str, adapters: tuple[str, ...] | list[str] = ()) -> Varia
     prefix = name.split("_", 1)[0]
     if "_" in name and prefix in VARIANT_KINDS and prefix != "adapter":
         return VARIANT_KINDS[prefix]
-    allowed = sorted(set(VARIANT_KINDS) - {"adapter"} | set(adapters))
+    allowed = sorted(set(VARIANTS) | set(VARIANT_KINDS) - {"adapter"} | set(adapters))
     raise UnknownVariant(f"variant {name!r} is none of {allowed} nor '<kind>_<name>' of a kind")
 
 
-def variant_files(model: str, name: str, adapters: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-    """The files variant ``name`` of ``model`` needs, keyed like `load_variant`'s ``files``."""
+def variant_files(model: str, name: str, adapters: Sequence[str] = ()) -> dict[str, str]:
+    """The files variant ``name`` of ``model`` needs, keyed like `open_variant`'s ``files``."""
     kind = variant_kind(name, adapters)
     if kind.input_key is None:
         return {}
@@ -103,55 +145,61 @@ def variant_files(model: str, name: str, adapters: tuple[str, ...] | list[str] =
 
 
 # --------------------------------------------------------------------------------------------------
-# Logit transforms
+# What each evaluation asks of a variant: the workflow lists a variant under an evaluation, and the
+# evaluator opens it, only where its kind has every attribute the evaluation needs and either answers the
+# plain prompt or uses a prompting protocol that the evaluation reads.
+
+EVALUATION_NEEDS: dict[str, tuple[str, ...]] = {
+    "fidelity": (),
+    "openended": (),
+    # Exact scores only: the answer's probabilities right after the prompt.
+    "generalization": ("teacher_forceable",),
+    "choices": ("teacher_forceable",),
+    # A bare generated question, and NoveltyBench's prompts asked as they are.
+    "mcq": (),
+    "noveltybench": (),
+    # Log-likelihoods and perplexity of text under the variant's own model.
+    "tinybench": ("has_logits",),
+    "perplexity": ("has_logits",),
+}
+# The prompting protocols (`cft.prompting`) an evaluation reads the answer of: fidelity and the
+# open-ended prompts read an SSoT answer out of its tag.
+EVALUATION_PROTOCOLS: dict[str, tuple[str, ...]] = {"fidelity": ("ssot",), "openended": ("ssot",)}
+
+# Why a kind is refused, as `open_variant`'s error says it.
+WHY_NOT = {
+    "teacher_forceable": "it answers after generated text, so its answer probabilities cannot be read "
+                         "teacher-forced after the prompt",
+    "has_logits": "it is no model of its own to score text with",
+    "plain_format": "it changes the prompt (a prompting protocol this evaluation does not read); the "
+                    "evaluation asks its prompts as they are",
+}
 
 
-class TransformedHead(nn.Module):
-    """The model's output head followed by ``transform(hidden, logits)``.
-
-    It replaces the model's output embeddings, so the model's forward, `PromptScorer` and the training
-    losses all see transformed logits. ``weight`` stays the head's (tied embeddings keep working).
-    """
-
-    def __init__(self, head: nn.Module, transform: nn.Module):
-        super().__init__()
-        self.head = head
-        self.transform = transform
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.head.weight
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.transform(hidden, self.head(hidden))
+def unmet_needs(evaluation: str, kind: VariantKind) -> list[str]:
+    """The attributes ``kind`` lacks for ``evaluation`` (a key of `EVALUATION_NEEDS`); [] = accepted."""
+    try:
+        needs = EVALUATION_NEEDS[evaluation]
+    except KeyError:
+        raise ValueError(f"evaluation {evaluation!r} is none of {', '.join(EVALUATION_NEEDS)}") from None
+    unmet = [need for need in needs if not getattr(kind, need)]
+    if not kind.plain_format and kind.prompting not in EVALUATION_PROTOCOLS.get(evaluation, ()):
+        unmet.append("plain_format")
+    return unmet
 
 
-class GlobalTemperature(nn.Module):
-    """Logits divided by one temperature; at 1.0 the logits are returned untouched."""
-
-    def __init__(self, temperature: float):
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = float(temperature)
-
-    def forward(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return logits if self.temperature == 1.0 else logits / self.temperature
+def accepts(evaluation: str, kind: VariantKind) -> bool:
+    """Whether ``evaluation`` evaluates variants of ``kind``."""
+    return not unmet_needs(evaluation, kind)
 
 
-def with_logit_transform(model, transform: nn.Module):
-    """``model`` with its output head followed by ``transform`` (in place; also returned)."""
-    head = model.get_output_embeddings()
-    if isinstance(head, TransformedHead):
-        raise ValueError("the model already has a logit transform; stacking two is not supported")
-    param = head.weight
-    transform.to(device=param.device)
-    model.set_output_embeddings(TransformedHead(head, transform))
-    return model.eval()
+def evaluated_variants(evaluation: str, variants: Iterable[str], adapters: Sequence[str] = ()) -> list[str]:
+    """The variants of ``variants`` (in their order) that ``evaluation`` takes."""
+    return [name for name in variants if accepts(evaluation, variant_kind(name, adapters))]
 
 
 # --------------------------------------------------------------------------------------------------
-# The kinds
+# The kinds and the named variants (the training methods' styles are on their `register_method` entries)
 
 
 @register_variant_kind("base")
@@ -180,12 +228,20 @@ def _ats(model, files):
     return with_logit_transform(model, load_ats_head(files["ats_head"]))
 
 
-@register_variant_kind("ssot", prompting="ssot", exact_metrics=False)
+@register_variant_kind("ssot", prompting="ssot", teacher_forceable=False, has_logits=False)
 def _ssot(model, files):
     return model
 
 
+register_variant("base", "base", Style(OKABE_ITO["black"], "o", "-", ""))
+register_variant("temperature", "temperature", Style(OKABE_ITO["orange"], "P", (0, (5, 1)), "--"))
+register_variant("ats_smooth", "ats", Style(OKABE_ITO["bluish_green"], "X", (0, (3, 1, 1, 1, 1, 1)), "||"))
+register_variant("ats_kl", "ats", Style(TOL_INDIGO, "*", (0, (1, 2)), "++"))
+register_variant("ssot", "ssot", Style(DARK_GREY, "h", (0, (8, 2, 2, 2)), "oo"))
+
+
 # --------------------------------------------------------------------------------------------------
+# Opening a variant
 
 
 def kind_from_files(files: Mapping[str, Any]) -> VariantKind:
@@ -239,32 +295,87 @@ def output_head(model, head: nn.Module):
         yield model
     finally:
         model.set_output_embeddings(original)
+def _kind_files(files: Mapping[str, Any] | None, adapter_dir: str | Path | None) -> dict[str, Any]:
+    """The inputs of any kind among ``files`` (a rule's whole input works), plus the adapter."""
+    input_keys = {kind.input_key for kind in VARIANT_KINDS.values() if kind.input_key}
+    kept = {key: value for key, value in dict(files or {}).items() if key in input_keys and value}
+    if adapter_dir is not None:
+        kept["adapter"] = adapter_dir
+    return kept
 
 
 def load_variant(model_record: Mapping[str, Any], adapter_dir: str | Path | None, device: str | None, *,
                  files: Mapping[str, Any] | None = None, variant: str | None = None):
     """The evaluated model in eval mode: the base model transformed by its variant kind.
 
-    ``adapter_dir`` is the LoRA adapter of a trained variant (the original signature). ``files`` holds
-    the other kinds' inputs by key (``temperature``, ``ats_head``; a rule's Snakemake input works as
-    is), which select the kind; without one the ``variant`` name does (``base``, ``ssot``).
+    ``adapter_dir`` is the LoRA adapter of a trained variant. ``files`` holds the other kinds' inputs by
+    key (``temperature``, ``ats_head``; a rule's Snakemake input works as is), which select the kind;
+    without one the ``variant`` name does (``base``, ``ssot``). ``device`` None picks CUDA when the
+    machine has it.
     """
-    input_keys = {kind.input_key for kind in VARIANT_KINDS.values() if kind.input_key}
-    files = {key: value for key, value in dict(files or {}).items() if key in input_keys and value}
-    if adapter_dir is not None:
-        files["adapter"] = adapter_dir
+    files = _kind_files(files, adapter_dir)
     kind = resolve_kind(variant, files)
-    # `device: auto` reaches the jobs as None: CUDA when the machine has it.
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(model_record["path"], dtype=model_record["dtype"], device=device)
+    model = load_model(model_record["path"], dtype=model_record["dtype"], device=pick_device(device))
     return kind.apply(model, {key: Path(value) for key, value in files.items()})
 
 
-def load_frozen_base(model_record_path: str | Path, device: str | None = None, threads: int | None = None):
-    """(model record, tokenizer, base model in eval mode) for fitting a baseline on the frozen model;
-    ``device`` None picks CUDA when the machine has it."""
+@dataclass(frozen=True)
+class OpenedVariant:
+    """One (model, variant) as an evaluator uses it.
+
+    ``model`` is None where the backend samples with its own copy of the weights and the evaluation
+    asked for no in-process model. ``backend`` is the configured one, or ``hf`` where the kind transforms
+    logits in this process. ``adapter_dir`` is the LoRA adapter an external backend applies per request.
+    """
+
+    record: dict[str, Any]
+    tokenizer: Any
+    model: Any
+    kind: VariantKind
+    chat: ChatOptions
+    backend: str
+    adapter_dir: str | Path | None
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+
+def sampling_backend(variant: str, kind: VariantKind, backend: str) -> str:
+    """The backend that samples ``variant``: hf where its kind transforms logits in this process."""
+    if needs_hf_backend(kind) and backend != "hf":
+        # vLLM runs its own copy of the weights and would sample the untransformed model.
+        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
+        return "hf"
+    return backend
+
+
+def open_variant(model_record_path: str | Path, variant: str, *, evaluation: str,
+                 files: Mapping[str, Any] | None = None, adapter_dir: str | Path | None = None,
+                 device: str | None = None, threads: int | None = None, backend: str = "hf",
+                 in_process_model: bool = True) -> OpenedVariant:
+    """Read the model record, load the tokenizer and the variant's model, and resolve its kind, chat
+    options and sampling backend, for ``evaluation`` (a key of `EVALUATION_NEEDS`).
+
+    ``files`` are the variant's inputs by key (a rule's Snakemake input works as is) and ``adapter_dir``
+    a LoRA adapter given apart (a training snapshot). A kind the evaluation does not take is refused
+    before any model loads. With ``in_process_model`` False the model is loaded only where the backend
+    falls back to hf (an external backend such as vLLM loads its own).
+    """
     if threads:
         torch.set_num_threads(threads)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    files = _kind_files(files, adapter_dir)
+    kind = resolve_kind(variant, files)
+    unmet = unmet_needs(evaluation, kind)
+    if unmet:
+        why = "; ".join(WHY_NOT[need] for need in unmet)
+        raise ValueError(f"variant {variant!r} ({kind.name}) cannot be evaluated by {evaluation}: {why}")
+    backend = sampling_backend(variant, kind, backend)
     record = read_json(model_record_path)
-    return record, load_tokenizer(record["path"]), load_variant(record, None, device)
+    tokenizer = load_tokenizer(record["path"])
+    model = None
+    if in_process_model or backend == "hf":
+        model = load_variant(record, None, device, files=files, variant=variant)
+    return OpenedVariant(record=record, tokenizer=tokenizer, model=model, kind=kind,
+                         chat=ChatOptions(**record.get("chat", {})), backend=backend,
+                         adapter_dir=files.get("adapter"))

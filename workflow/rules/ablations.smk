@@ -3,18 +3,6 @@
 # beside the base model and the main methods of the same models, into their own table and figure.
 
 
-def ablation_table_inputs(wildcards):
-    models = sorted({model for ablation in ABLATIONS.values() for model in ablation["models"]})
-    compared = [v for v in VARIANTS if v == "base" or v in METHODS]
-    pairs = [(model, variant) for model in models for variant in compared]
-    pairs += [(model, name) for name, ablation in ABLATIONS.items() for model in ablation["models"]]
-    return {
-        "prompts": [f"results/fidelity/{model}/{variant}/prompts.csv" for model, variant in pairs],
-        "samples": [f"results/fidelity/{model}/{variant}/samples.jsonl" for model, variant in pairs],
-        "test_sets": expand("results/datasets/{split}.jsonl", split=config["evaluate"]["splits"]),
-    }
-
-
 rule tab_ablations:
     input:
         unpack(ablation_table_inputs),

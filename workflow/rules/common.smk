@@ -1,4 +1,6 @@
-# Config validation, wildcard constraints and input functions. No rules live here.
+# Config validation, wildcard constraints, the variant lists (from the registries of cft.training and
+# cft.variants), job resources, input functions and settings helpers. No rules live here, and no
+# function lives beside the rules (`snakemake --lint`).
 
 from snakemake.exceptions import WorkflowError
 
@@ -7,7 +9,10 @@ from cft.config import ConfigError, ablation_variants, adapter_settings, curve_m
 from cft.config import evaluation_target
 from cft.evaluation.comparisons import comparison_pairs
 from cft.grids import SPLITS
-from cft.variants import shares_base_decoder, variant_files, variant_kind
+from cft.transfer.noveltybench import PROMPT_SET_FILES
+from cft.training import METHODS as METHOD_REGISTRY
+from cft.variants import VARIANTS as VARIANT_REGISTRY
+from cft.variants import evaluated_variants, shares_base_decoder, variant_files, variant_kind
 
 try:
     config = validate_config(config)
@@ -17,29 +22,41 @@ except ConfigError as error:
 
 MODELS = [model["name"] for model in config["models"]]
 METHODS = list(config["train"]["methods"])
-VARIANTS = [v for v in config["evaluate"]["variants"] if v == "base" or v in METHODS]
 # Ablations (train.ablations): extra trained variants such as soft_d2_b4096, each a base method plus
 # overrides; trained by train_adapter and evaluated by evaluate_fidelity under their own names.
 ABLATIONS = ablation_variants(config)
-# Baselines (cft.variants): a fitted global temperature, ATS heads and String Seed of Thought,
-# evaluated like the adapters; their files come from workflow/rules/baselines.smk.
-BASELINE_VARIANTS = ["temperature", "ats_smooth", "ats_kl", "ssot"]
-BASELINES = [v for v in config["evaluate"]["variants"] if v in BASELINE_VARIANTS]
-VARIANTS = VARIANTS + BASELINES
+TRAINED = [*METHODS, *ABLATIONS]
+# Baselines: the registered variants of cft.variants other than the base model (a fitted global
+# temperature, ATS heads, String Seed of Thought), evaluated like the adapters.
+BASELINES = [v for v in config["evaluate"]["variants"] if v in VARIANT_REGISTRY and v != "base"]
+# Every evaluated variant: the base model and the trained methods, then the baselines, each in config order.
+VARIANTS = [v for v in config["evaluate"]["variants"] if v not in BASELINES] + BASELINES
+# The baselines with a fitted file (cft.variants.VariantKind.input_key), drawn in the baselines figure.
+FITTED_BASELINES = [v for v in BASELINES if variant_kind(v).input_key]
 # Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
 CURVE_METHODS = curve_methods(config)
+
+
+def variants_for(evaluation, variants=VARIANTS):
+    """The variants of `variants` that `evaluation` takes: what their kind can do
+    (cft.variants.EVALUATION_NEEDS) decides, never their name."""
+    return evaluated_variants(evaluation, variants, TRAINED)
+
+
 # Where the shape is learned (evaluate.generalization): the evaluated variants scored on seen prompts
 # and on unseen ones inside and outside the training range.
-GENERALIZATION_VARIANTS = [v for v in config["evaluate"]["generalization"]["variants"] if v in VARIANTS]
+GENERALIZATION_VARIANTS = variants_for(
+    "generalization", [v for v in config["evaluate"]["generalization"]["variants"] if v in VARIANTS]
+)
 GENERALIZATION_GROUPS = ["seen", "unseen_inside", "unseen_outside"]
 
 
 wildcard_constraints:
     model="|".join(MODELS),
-    method="|".join(["soft", "hard", "fullsupport", "exactdigit", *ABLATIONS]),
+    method="|".join([*METHOD_REGISTRY, *ABLATIONS]),
     split="|".join(SPLITS),
-    variant="|".join(["base", "soft", "hard", "fullsupport", "exactdigit", *ABLATIONS, *BASELINE_VARIANTS]),
-    ats_variant="ats_smooth|ats_kl",
+    variant="|".join([*METHOD_REGISTRY, *ABLATIONS, *VARIANT_REGISTRY]),
+    ats_variant="|".join(v.name for v in VARIANT_REGISTRY.values() if v.kind == "ats"),
 
 
 FIDELITY_FIGURES = ["fidelity_summary", "fidelity_heatmap", "fidelity_overlays", "fidelity_valid_rate"]
@@ -51,7 +68,7 @@ def final_outputs():
         "results/datasets/train_subset.jsonl",
         *expand("results/adapters/{model}/{method}/train_log.csv", model=MODELS, method=METHODS),
         "results/figures/training_curves.pdf",
-        *(["results/figures/baselines.pdf"] if set(BASELINES) - {"ssot"} else []),
+        *(["results/figures/baselines.pdf"] if FITTED_BASELINES else []),
         "results/tables/fidelity_summary.csv",
         *[f"results/figures/{name}.pdf" for name in FIDELITY_FIGURES],
         *(["results/tables/fidelity_comparisons.csv", "results/figures/fidelity_comparisons.pdf"]
@@ -110,6 +127,18 @@ def model_job_threads():
     return max(workflow.cores, 1)
 
 
+def model_job_resources(training=False, runtime=None, gpus=None, mem_mb=None, passes=1):
+    """The resources of a job that runs a model of `{model}` (with `threads: model_job_threads()`):
+    host memory for its weights (or `mem_mb(wildcards)`), a runtime that grows with the model's size
+    (or `runtime` minutes) and with the `passes` (variants) it evaluates, and one GPU on GPU runs (or
+    `gpus(model)` of them)."""
+    return {
+        "mem_mb": mem_mb or (lambda wc: model_memory_mb(wc.model, training=training)),
+        "runtime": lambda wc: (runtime or train_runtime_min(wc.model)) * passes,
+        "gpu": lambda wc: gpus(wc.model) if gpus else int(on_gpu()),
+    }
+
+
 def model_memory_mb(name, training=False):
     """Host memory: weights in fp32 on CPU (4 bytes/param) or bf16 staging on GPU, plus headroom."""
     bytes_per_param = 2 if on_gpu() else 4
@@ -138,16 +167,30 @@ def torch_device():
     return None if config["device"] == "auto" else config["device"]
 
 
+def variant_inputs(wildcards):
+    """The model record and the variant's own file, if its kind has one (a trained method's LoRA
+    adapter, a fitted temperature, an ATS head; cft.variants.variant_files), for any evaluation."""
+    return {"model": f"results/models/{wildcards.model}.json",
+            **variant_files(wildcards.model, wildcards.variant, TRAINED)}
+
+
 def fidelity_inputs(wildcards):
-    inputs = {
-        "model": f"results/models/{wildcards.model}.json",
+    return {
+        **variant_inputs(wildcards),
         **{split: f"results/datasets/{split}.jsonl" for split in config["evaluate"]["splits"]},
     }
-    if wildcards.variant in BASELINE_VARIANTS:
-        inputs.update(variant_files(wildcards.model, wildcards.variant))
-    elif wildcards.variant != "base":
-        inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
-    return inputs
+
+
+def protocol_settings(variant):
+    """A prompting protocol's own sampling settings (`baselines.<protocol>`: its sample count, token
+    budget and system prompt), for a variant of a prompting kind; {} for any other variant. A curve
+    job has a method and no variant: None."""
+    protocol = variant_kind(variant, TRAINED).prompting if variant else None
+    if protocol is None:
+        return {}
+    section = config["baselines"][protocol]
+    return {"num_samples": section["num_samples"], "max_new_tokens": section["max_new_tokens"],
+            f"{protocol}_system_prompt": section["system_prompt"]}
 
 
 # Base and its logit transforms (a fitted temperature, the ATS heads) share the base decoder: one
@@ -167,18 +210,13 @@ def fidelity_transform_inputs(wildcards):
 
 
 def fidelity_settings(wildcards):
-    settings = {
+    return {
         **config["evaluate"]["fidelity"],
         "mc_seeds": tuple(config["evaluate"]["fidelity"]["mc_seeds"]),
         "seed": config["seed"],
         "target": evaluation_target(config),
+        **protocol_settings(wildcards.get("variant")),
     }
-    if wildcards.get("variant") == "ssot":
-        # SSoT writes a seed string and reasoning before its answer: its own sample count and budget.
-        ssot = config["baselines"]["ssot"]
-        settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],
-                        ssot_system_prompt=ssot["system_prompt"])
-    return settings
 
 
 def fidelity_distributions(wildcards):
@@ -189,13 +227,109 @@ def fidelity_distributions(wildcards):
     }
 
 
-def variant_inputs(wildcards):
-    """The model record, plus the LoRA adapter when the variant is a trained method (any evaluation)."""
-    inputs = {"model": f"results/models/{wildcards.model}.json"}
-    if wildcards.variant in METHODS or wildcards.variant in ABLATIONS:
-        inputs["adapter"] = f"results/adapters/{wildcards.model}/{wildcards.variant}/adapter"
-    if wildcards.variant in BASELINE_VARIANTS:
-        inputs.update(variant_files(wildcards.model, wildcards.variant))
+def baseline_target_settings():
+    """The target the evaluations score against (evaluate.target, the soft adapter's): the temperature
+    and ATS-KL objectives fit to its tries."""
+    return {"seed": config["seed"], "target": evaluation_target(config)}
+
+
+def baseline_fit_files(wildcards):
+    """The temperature fits and ATS loss logs of every model, for the baselines figure."""
+    files = {}
+    for model in MODELS:
+        for variant in FITTED_BASELINES:
+            kind = variant_kind(variant).name
+            if kind == "temperature":
+                files[f"temperature__{model}"] = f"results/variants/{model}/temperature.json"
+            elif kind == "ats":
+                files[f"ats__{model}__{variant}"] = f"results/variants/{model}/{variant}/train_log.csv"
+    return files
+
+
+def ablation_table_inputs(wildcards):
+    """The fidelity files of the ablations, beside base and the main methods of the same models."""
+    models = sorted({model for ablation in ABLATIONS.values() for model in ablation["models"]})
+    compared = [v for v in VARIANTS if v == "base" or v in METHODS]
+    pairs = [(model, variant) for model in models for variant in compared]
+    pairs += [(model, name) for name, ablation in ABLATIONS.items() for model in ablation["models"]]
+    return {
+        "prompts": [f"results/fidelity/{model}/{variant}/prompts.csv" for model, variant in pairs],
+        "samples": [f"results/fidelity/{model}/{variant}/samples.jsonl" for model, variant in pairs],
+        "test_sets": expand("results/datasets/{split}.jsonl", split=config["evaluate"]["splits"]),
+    }
+
+
+# Transfer (transfer.smk)
+
+
+def transfer_settings(section):
+    """The `evaluate.<section>` settings plus the master seed that the sample seeds derive from; a
+    prompting protocol samples with its own count and token budget (`protocol_settings`), as in the
+    fidelity evaluation, and on at most its own number of open-ended prompts."""
+
+    def settings(wildcards):
+        settings = {**config["evaluate"][section], "seed": config["seed"], **protocol_settings(wildcards.variant)}
+        protocol = variant_kind(wildcards.variant, TRAINED).prompting
+        most = config["baselines"][protocol].get("openended_max_prompts") if protocol else None
+        if most and "max_prompts" in settings:
+            settings["max_prompts"] = min(settings["max_prompts"] or 102, most)
+        return settings
+
+    return settings
+
+
+def every_variant(pattern, variants):
+    """`pattern` for every model and each of `variants`."""
+    return expand(pattern, model=MODELS, variant=variants)
+
+
+# NoveltyBench (noveltybench.smk): the evaluated variants that ask its prompts as they are, of those
+# evaluate.noveltybench.variants names (null = all).
+NOVELTYBENCH = config["evaluate"]["noveltybench"]
+NOVELTYBENCH_VARIANTS = [
+    v for v in variants_for("noveltybench") if NOVELTYBENCH["variants"] is None or v in NOVELTYBENCH["variants"]
+]
+
+
+def noveltybench_files(name):
+    """`name` under every (model, variant, prompt set) of the NoveltyBench matrix."""
+    return expand(
+        f"results/noveltybench/{{model}}/{{variant}}/nb-{{nb_set}}/{name}",
+        model=MODELS,
+        variant=NOVELTYBENCH_VARIANTS,
+        nb_set=NOVELTYBENCH["prompt_sets"],
+    )
+
+
+def noveltybench_generation_settings(wildcards):
+    keys = ("k", "max_new_tokens", "temperature", "top_p", "batch_size", "backend")
+    return {**{key: NOVELTYBENCH[key] for key in keys}, "seed": config["seed"]}
+
+
+def scorer_memory_mb(wildcards):
+    """The stand-in judges are small; Skywork-27B needs its bf16 weights staged in host memory."""
+    if NOVELTYBENCH["reward"]["kind"] == "skywork":
+        return 60000
+    return model_memory_mb(wildcards.model) + 1000
+
+
+# Retention (retention.smk)
+RETENTION = config["evaluate"]["retention"]
+TINYBENCH_VARIANTS = variants_for("tinybench")
+PERPLEXITY_VARIANTS = variants_for("perplexity")
+# Without a PALOMA root, a rule writes the packaged stand-in corpus in PALOMA's layout.
+PERPLEXITY_STAND_IN = RETENTION["perplexity"]["root"] is None
+PERPLEXITY_ROOT = "results/retention/perplexity_data" if PERPLEXITY_STAND_IN else RETENTION["perplexity"]["root"]
+
+
+def retention_files(name, variants):
+    return expand(f"results/retention/{{model}}/{{variant}}/{name}", model=MODELS, variant=variants)
+
+
+def perplexity_inputs(wildcards):
+    inputs = variant_inputs(wildcards)
+    if PERPLEXITY_STAND_IN:
+        inputs["data"] = PERPLEXITY_ROOT
     return inputs
 
 

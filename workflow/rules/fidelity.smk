@@ -15,9 +15,7 @@ rule evaluate_fidelity:
         "benchmarks/evaluate_fidelity/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=fidelity_settings,
         splits=config["evaluate"]["splits"],
@@ -49,9 +47,7 @@ if SHARED_TREE_VARIANTS:
             "benchmarks/evaluate_fidelity_transforms/{model}.tsv"
         threads: model_job_threads()
         resources:
-            mem_mb=lambda wc: model_memory_mb(wc.model),
-            runtime=lambda wc: train_runtime_min(wc.model) * len(SHARED_TREE_VARIANTS),
-            gpu=lambda wc: 1 if on_gpu() else 0,
+            **model_job_resources(passes=len(SHARED_TREE_VARIANTS)),
         params:
             settings=fidelity_settings,
             splits=config["evaluate"]["splits"],
@@ -115,9 +111,7 @@ rule evaluate_curve:
         "benchmarks/evaluate_curve/{model}_{method}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=fidelity_settings,
         splits=config["evaluate"]["splits"],
@@ -189,9 +183,7 @@ rule evaluate_generalization:
         "benchmarks/evaluate_generalization/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=fidelity_settings,
         groups=GENERALIZATION_GROUPS,

@@ -1,43 +1,11 @@
 # NoveltyBench: k answers per prompt for every (model, variant) and prompt set, their equivalence
 # classes and ratings in NoveltyBench's own file formats, then one table and one figure.
-# Variants that change the prompt (SSoT) are left out: NoveltyBench asks its prompts as they are.
-
-from cft.transfer.noveltybench import PROMPT_SET_FILES
-from cft.variants import variant_kind
-
-NOVELTYBENCH = config["evaluate"]["noveltybench"]
-NOVELTYBENCH_VARIANTS = [
-    v
-    for v in VARIANTS
-    if variant_kind(v, [*METHODS, *ABLATIONS]).prompting is None
-    and (NOVELTYBENCH["variants"] is None or v in NOVELTYBENCH["variants"])
-]
+# Variants that change the prompt (SSoT) are left out: NoveltyBench asks its prompts as they are
+# (NOVELTYBENCH_VARIANTS, common.smk).
 
 
 wildcard_constraints:
     nb_set="curated|wildchat",
-
-
-def noveltybench_files(name):
-    """`name` under every (model, variant, prompt set) of the NoveltyBench matrix."""
-    return expand(
-        "results/noveltybench/{model}/{variant}/nb-{nb_set}/" + name,
-        model=MODELS,
-        variant=NOVELTYBENCH_VARIANTS,
-        nb_set=NOVELTYBENCH["prompt_sets"],
-    )
-
-
-def noveltybench_generation_settings(wildcards):
-    keys = ("k", "max_new_tokens", "temperature", "top_p", "batch_size", "backend")
-    return {**{key: NOVELTYBENCH[key] for key in keys}, "seed": config["seed"]}
-
-
-def scorer_memory_mb(wildcards):
-    """The stand-in judges are small; Skywork-27B needs its bf16 weights staged in host memory."""
-    if NOVELTYBENCH["reward"]["kind"] == "skywork":
-        return 60000
-    return model_memory_mb(wildcards.model) + 1000
 
 
 rule noveltybench_generate:
@@ -52,9 +20,7 @@ rule noveltybench_generate:
         "benchmarks/noveltybench_generate/{model}_{variant}_{nb_set}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=noveltybench_generation_settings,
         num_prompts=NOVELTYBENCH["num_prompts"],
@@ -77,9 +43,7 @@ rule noveltybench_score:
         "benchmarks/noveltybench_score/{model}_{variant}_{nb_set}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=scorer_memory_mb,
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(mem_mb=scorer_memory_mb),
     params:
         classifier=NOVELTYBENCH["classifier"],
         reward=NOVELTYBENCH["reward"],

@@ -2,24 +2,8 @@
 # (with gp-IRT estimates when the real data and parameter file are configured, raw accuracy always,
 # and the confidence calibration of the multiple-choice answers) and PALOMA-style perplexity, for
 # every (model, variant); then tables with the differences to `base`, and one figure each.
-# SSoT is left out: it is a prompting protocol for sampling numbers, not a model to score text with.
-
-RETENTION = config["evaluate"]["retention"]
-RETENTION_VARIANTS = [v for v in VARIANTS if v != "ssot"]
-# Without a PALOMA root, a rule writes the packaged stand-in corpus in PALOMA's layout.
-PERPLEXITY_STAND_IN = RETENTION["perplexity"]["root"] is None
-PERPLEXITY_ROOT = "results/retention/perplexity_data" if PERPLEXITY_STAND_IN else RETENTION["perplexity"]["root"]
-
-
-def retention_files(name):
-    return expand("results/retention/{model}/{variant}/" + name, model=MODELS, variant=RETENTION_VARIANTS)
-
-
-def perplexity_inputs(wildcards):
-    inputs = variant_inputs(wildcards)
-    if PERPLEXITY_STAND_IN:
-        inputs["data"] = PERPLEXITY_ROOT
-    return inputs
+# Variants without a model of their own to score text with (SSoT, a prompting protocol) are left out
+# (cft.variants.EVALUATION_NEEDS; the lists and input functions are in common.smk).
 
 
 rule prepare_tinybench_items:
@@ -69,9 +53,7 @@ rule evaluate_tinybench:
         "benchmarks/evaluate_tinybench/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=RETENTION["tinybench"],
         device=torch_device(),
@@ -90,9 +72,7 @@ rule evaluate_perplexity:
         "benchmarks/evaluate_perplexity/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=RETENTION["perplexity"],
         root=PERPLEXITY_ROOT,
@@ -104,7 +84,7 @@ rule evaluate_perplexity:
 
 rule tab_retention_tasks:
     input:
-        retention_files("tinybench_tasks.csv"),
+        retention_files("tinybench_tasks.csv", TINYBENCH_VARIANTS),
     output:
         report("results/tables/retention_tasks.csv", caption="../report/tab_retention.rst", category="Retention"),
     log:
@@ -119,7 +99,7 @@ rule tab_retention_tasks:
 
 rule tab_retention_perplexity:
     input:
-        retention_files("perplexity_slices.csv"),
+        retention_files("perplexity_slices.csv", PERPLEXITY_VARIANTS),
     output:
         report("results/tables/retention_perplexity.csv", caption="../report/tab_retention.rst",
                category="Retention"),

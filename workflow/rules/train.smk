@@ -18,9 +18,7 @@ rule train_adapter:
         "benchmarks/train_adapter/{model}_{method}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model, training=True),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: gpus_for(wc.model),
+        **model_job_resources(training=True, gpus=gpus_for),
     params:
         settings=adapter_training_settings,
         checkpoint_dir=lambda wc: f"results/checkpoints/{wc.model}/{wc.method}",

@@ -4,37 +4,14 @@
 # The case-study and answer-set categories are checked with the rest of the config
 # (cft.config.validate_config).
 
-# SSoT, a prompting protocol that answers after a generated seed string and reasoning, runs the
+# Which variants each evaluation takes is what their kind can do (cft.variants.EVALUATION_NEEDS): a
+# prompting protocol such as SSoT, which answers after a generated seed string and reasoning, runs the
 # open-ended prompts (its answers read out of their tag, without a support size); the MCQ evaluation
-# reads a bare generated question, so it has no SSoT row.
-OPENENDED_VARIANTS = VARIANTS
-MCQ_VARIANTS = [v for v in VARIANTS if v != "ssot"]
-# Exact answer probabilities are read teacher-forced right after the prompt, which SSoT answers after
-# its seed string and reasoning.
-CHOICE_VARIANTS = [v for v in VARIANTS if v != "ssot"]
-
-
-def transfer_settings(section):
-    """The `evaluate.<section>` settings plus the master seed that the sample seeds derive from; SSoT
-    samples with its own count and token budget (`baselines.ssot`), as in the fidelity evaluation, and
-    on at most its own number of open-ended prompts."""
-
-    def settings(wildcards):
-        settings = {**config["evaluate"][section], "seed": config["seed"]}
-        if wildcards.variant == "ssot":
-            ssot = config["baselines"]["ssot"]
-            settings.update(num_samples=ssot["num_samples"], max_new_tokens=ssot["max_new_tokens"],
-                            ssot_system_prompt=ssot["system_prompt"])
-            if ssot.get("openended_max_prompts") and "max_prompts" in settings:
-                settings["max_prompts"] = min(settings["max_prompts"] or 102, ssot["openended_max_prompts"])
-        return settings
-
-    return settings
-
-
-def every_variant(pattern, variants):
-    """`pattern` for every model and each of `variants`."""
-    return expand(pattern, model=MODELS, variant=variants)
+# reads a bare generated question, and the exact answer probabilities are read teacher-forced right
+# after the prompt, so neither takes it.
+OPENENDED_VARIANTS = variants_for("openended")
+MCQ_VARIANTS = variants_for("mcq")
+CHOICE_VARIANTS = variants_for("choices")
 
 
 rule evaluate_openended:
@@ -49,9 +26,7 @@ rule evaluate_openended:
         "benchmarks/evaluate_openended/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=transfer_settings("openended"),
         device=torch_device(),
@@ -71,9 +46,7 @@ rule evaluate_mcq:
         "benchmarks/evaluate_mcq/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=lambda wc: train_runtime_min(wc.model),
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(),
     params:
         settings=transfer_settings("mcq"),
         device=torch_device(),
@@ -92,9 +65,7 @@ rule evaluate_choices:
         "benchmarks/evaluate_choices/{model}_{variant}.tsv"
     threads: model_job_threads()
     resources:
-        mem_mb=lambda wc: model_memory_mb(wc.model),
-        runtime=30,
-        gpu=lambda wc: 1 if on_gpu() else 0,
+        **model_job_resources(runtime=30),
     params:
         categories=config["evaluate"]["exact_choices"]["categories"],
         device=torch_device(),

@@ -42,7 +42,8 @@ from transformers import get_cosine_schedule_with_warmup
 
 from cft.datasets import read_specs
 from cft.io import atomic_path, environment_record, write_csv, write_json
-from cft.models import ChatOptions, encode_prompt, format_prompt
+from cft.logits import with_logit_transform
+from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_base
 from cft.targets import TargetSection, sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
@@ -200,8 +201,6 @@ def train_ats(*, model_record_path: str | Path, loss: str, prompts_path: str | P
               log_csv: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
     """Train an ATS head on the frozen model with ``loss`` ("smooth" or "kl"); write it, its record
     (final temperatures at the last batch's supervised positions) and its loss log."""
-    from cft.variants import load_frozen_base, with_logit_transform
-
     if loss not in ATS_LOSSES:
         raise ValueError(f"ATS loss must be one of {ATS_LOSSES}, got {loss!r}")
     if not isinstance(settings, ATSSettings):

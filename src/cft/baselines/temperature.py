@@ -25,7 +25,7 @@ from scipy.optimize import minimize_scalar
 from cft.datasets import read_specs
 from cft.evaluation.exact import NextTokenScorer, PromptScorer, exact_trie_kl, score_trie
 from cft.io import environment_record, write_json
-from cft.models import ChatOptions, encode_prompt, format_prompt
+from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_base
 from cft.targets import TargetSection
 from cft.training.data import balanced_order
 from cft.trie import TokenTrie
@@ -93,8 +93,6 @@ def fit_global_temperature(*, model_record_path: str | Path, prompts_path: str |
                            settings: TemperatureSettings | Mapping[str, Any], out_json: str | Path,
                            device: str | None = None, threads: int | None = None) -> TemperatureFit:
     """Fit the base model's temperature on a family-balanced subset of ``prompts_path``; write JSON."""
-    from cft.variants import load_frozen_base
-
     if not isinstance(settings, TemperatureSettings):
         settings = TemperatureSettings(**settings)
     record, tokenizer, model = load_frozen_base(model_record_path, device, threads)

@@ -45,14 +45,14 @@ from cft.evaluation.exact import (
 from cft.evaluation.metrics import MIN_VALID, bootstrap_w1, sample_metrics, target_summary
 from cft.evaluation.parsing import cannot_become_number, parse_sample
 from cft.evaluation.sampling import HFSampler, SamplingSection, VLLMSampler, sample_seeds
-from cft.io import read_json, read_jsonl, write_csv, write_json, write_jsonl
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
+from cft.io import read_jsonl, write_csv, write_json, write_jsonl
+from cft.models import ChatOptions, encode_prompt, format_prompt
 from cft.evaluation.aggregate import summarize
-from cft.baselines.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
+from cft.prompting.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sample, read_outputs, token_summary
 from cft.prompts import PromptSpec
 from cft.targets import TargetSection
 from cft.trie import TokenTrie
-from cft.variants import (VariantKind, load_variant, needs_hf_backend, output_head, resolve_kind,
+from cft.variants import (VariantKind, open_variant, output_head, resolve_kind, sampling_backend,
                           shares_base_decoder, variant_head)
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class FidelitySettings(SamplingSection, TargetSection):
     mc_seeds: tuple[int, ...] = PAPER_MC_SEEDS
     # Stop a sampled answer once it can no longer parse as a number (`make_sampler`).
     stop_at_malformed: bool = True
-    # String Seed of Thought variants only (`cft.baselines.ssot`): its system prompt, None = default.
+    # String Seed of Thought variants only (`cft.prompting.ssot`): its system prompt, None = default.
     ssot_system_prompt: str | None = None
 
 
@@ -237,14 +237,6 @@ class VariantRun:
     distributions: dict[str, Any] = field(default_factory=dict)
 
 
-def run_settings(variant: str, kind: VariantKind, settings: FidelitySettings) -> FidelitySettings:
-    if needs_hf_backend(kind) and settings.backend != "hf":
-        # vLLM runs its own copy of the weights and would sample the untransformed model.
-        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
-        return replace(settings, backend="hf")
-    return settings
-
-
 def add_sampler(run: VariantRun, model, tokenizer, model_record: Mapping[str, Any],
                 adapter_dir: str | Path | None) -> None:
     # A numeric answer that can no longer parse is MALFORMED whatever follows: stop drawing it. SSoT
@@ -264,15 +256,11 @@ def evaluate_fidelity(*, model_record_path: str | Path, adapter_dir: str | Path 
     ``variant_files`` holds the inputs of a baseline variant (`cft.variants`: a fitted temperature,
     an ATS head); the variant's kind decides the prompt protocol and whether exact metrics apply.
     """
-    if threads:
-        torch.set_num_threads(threads)
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    run = VariantRun(variant, kind, run_settings(variant, kind, settings))
-    model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-    add_sampler(run, model, tokenizer, model_record, adapter_dir)
-    evaluate_runs(model, tokenizer, model_record, [run], test_sets)
+    opened = open_variant(model_record_path, variant, evaluation="fidelity", files=variant_files,
+                          adapter_dir=adapter_dir, device=device, threads=threads, backend=settings.backend)
+    run = VariantRun(variant, opened.kind, replace(settings, backend=opened.backend))
+    add_sampler(run, opened.model, opened.tokenizer, opened.record, adapter_dir)
+    evaluate_runs(opened.model, opened.tokenizer, opened.record, [run], test_sets)
     return write_run(run, FidelityOutputs(prompts_csv, samples_jsonl, distributions_json))
 
 
@@ -292,20 +280,19 @@ def evaluate_fidelity_transforms(*, model_record_path: str | Path, variants: Map
     the bit. Sampling stays per variant, with the variant's head on the model and the same seeds as
     its separate run.
     """
-    if threads:
-        torch.set_num_threads(threads)
     if set(outputs) != set(variants):
         raise ValueError(f"outputs for {sorted(outputs)} but variants {sorted(variants)}")
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, None, device)
+    opened = open_variant(model_record_path, "base", evaluation="fidelity", device=device, threads=threads,
+                          backend=settings.backend)
+    model_record, tokenizer, model = opened.record, opened.tokenizer, opened.model
     runs = []
     for name, files in variants.items():
         kind = resolve_kind(name, files)
         if not shares_base_decoder(kind):
             raise ValueError(f"variant {name!r} of kind {kind.name!r} is not the base decoder with another "
                              "output head: evaluate it on its own (evaluate_fidelity)")
-        run = VariantRun(name, kind, run_settings(name, kind, settings), head=variant_head(model, kind, files))
+        run = VariantRun(name, kind, replace(settings, backend=sampling_backend(name, kind, settings.backend)),
+                         head=variant_head(model, kind, files))
         add_sampler(run, model, tokenizer, model_record, None)
         runs.append(run)
     evaluate_runs(model, tokenizer, model_record, runs, test_sets)
@@ -349,7 +336,7 @@ def evaluate_prompt(run: VariantRun, model, tokenizer, model_record: Mapping[str
            "family_id": family.family_id, "tier": family.tier, "kind": family.kind,
            "distribution_id": spec.distribution_id, "prompt": spec.prompt}
     started = time.perf_counter()
-    if not kind.exact_metrics:
+    if not kind.teacher_forceable:
         row.update(dict.fromkeys(EXACT_METRICS), exact_skipped=kind_exact_skipped(kind))
     elif settings.exact:
         exact, distribution = exact_metrics(scorer_for(encode_prompt(tokenizer, formatted)), tokenizer, spec,

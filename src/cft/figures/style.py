@@ -12,26 +12,18 @@ import matplotlib.text  # noqa: E402
 
 from cft.io import atomic_path  # noqa: E402
 
-# Okabe & Ito's colour-universal palette ("Color Universal Design", 2008), told apart by readers with
-# any common colour-vision deficiency. One fixed colour per variant, in the order figures list them: the
-# base model, the paper's methods, the new objectives, the baselines. Okabe-Ito's yellow is left out
-# (thin yellow lines vanish on white); the ninth variant takes Paul Tol's indigo and SSoT a dark grey.
-# tests/test_figure_style.py checks every pair under a simulated deuteranopia.
-OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
-             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
-METHOD_COLORS = {"base": OKABE_ITO["black"], "soft": OKABE_ITO["blue"], "hard": OKABE_ITO["vermillion"],
-                 "fullsupport": OKABE_ITO["reddish_purple"], "exactdigit": OKABE_ITO["sky_blue"],
-                 "temperature": OKABE_ITO["orange"], "ats_smooth": OKABE_ITO["bluish_green"],
-                 "ats_kl": "#332288", "ssot": "#555555"}
-# The second cue, for print in grey and for readers who cannot use the colours: a marker and a line
-# style per variant for lines, a hatch per variant for bars.
-METHOD_MARKERS = {"base": "o", "soft": "s", "hard": "^", "fullsupport": "D", "exactdigit": "v",
-                  "temperature": "P", "ats_smooth": "X", "ats_kl": "*", "ssot": "h"}
-METHOD_LINESTYLES = {"base": "-", "soft": (0, (10, 2)), "hard": "--", "fullsupport": "-.", "exactdigit": ":",
-                     "temperature": (0, (5, 1)), "ats_smooth": (0, (3, 1, 1, 1, 1, 1)), "ats_kl": (0, (1, 2)),
-                     "ssot": (0, (8, 2, 2, 2))}
-METHOD_HATCHES = {"base": "", "soft": "//", "hard": "\\\\", "fullsupport": "xx", "exactdigit": "..",
-                  "temperature": "--", "ats_smooth": "||", "ats_kl": "++", "ssot": "oo"}
+from cft.styles import OKABE_ITO  # noqa: E402
+from cft.training import METHODS  # noqa: E402
+from cft.variants import VARIANTS  # noqa: E402
+
+# One fixed style per variant (`cft.styles.Style`, kept on the registry entries of the variants and the
+# training methods), in the order figures list them: the base model, the training methods, the baselines.
+STYLES = {"base": VARIANTS["base"].style, **{name: method.style for name, method in METHODS.items()},
+          **{name: variant.style for name, variant in VARIANTS.items() if name != "base"}}
+METHOD_COLORS = {name: style.color for name, style in STYLES.items()}
+METHOD_MARKERS = {name: style.marker for name, style in STYLES.items()}
+METHOD_LINESTYLES = {name: style.linestyle for name, style in STYLES.items()}
+METHOD_HATCHES = {name: style.hatch for name, style in STYLES.items()}
 
 # The smallest text of any figure, in points at the saved (printed) size; `save_figure` enforces it.
 MIN_FONT_PT = 8

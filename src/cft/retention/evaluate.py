@@ -13,23 +13,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from cft.io import read_json, read_jsonl, write_csv, write_jsonl
-from cft.models import ChatOptions, load_tokenizer
+from cft.io import read_jsonl, write_csv, write_jsonl
 from cft.retention import irt
 from cft.retention.answers import extract_flexible, extract_strict
 from cft.retention.calibration import brier_score, choice_probabilities, expected_calibration_error
 from cft.retention.perplexity import perplexity_rows
 from cft.retention.scoring import GreedyGenerator, LoglikelihoodScorer
 from cft.retention.tasks import GenerationItem, MultipleChoiceItem, get_task, item_from_dict, load_items
-from cft.variants import load_variant
+from cft.variants import open_variant
 
 log = logging.getLogger(__name__)
-
-def pick_device(device: str | None) -> str:
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
 
 # --- preparation -----------------------------------------------------------------------------------
 
@@ -114,14 +108,11 @@ def evaluate_tinybench(*, model_record_path: str | Path, variant_files: Mapping[
 
     `variant_files` are the variant's inputs by key (a rule's `snakemake.input` works as is).
     """
-    if threads:
-        torch.set_num_threads(threads)
     # Read the parameter file first: a wrong path should not cost a model load.
     parameters = irt.load_parameters(settings["irt_parameters"]) if settings["irt_parameters"] else None
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, None, pick_device(device), files=variant_files, variant=variant)
-    chat = ChatOptions(**model_record.get("chat", {}))
+    opened = open_variant(model_record_path, variant, evaluation="tinybench", files=variant_files, device=device,
+                          threads=threads)
+    model_record, tokenizer, model, chat = opened.record, opened.tokenizer, opened.model, opened.chat
     use_chat = settings["use_chat_template"]
     scorer = LoglikelihoodScorer(model, tokenizer, chat, use_chat_template=use_chat)
     generator = GreedyGenerator(model, tokenizer, chat, max_new_tokens=settings["max_new_tokens"],
@@ -165,11 +156,9 @@ def evaluate_perplexity(*, model_record_path: str | Path, variant_files: Mapping
                         root: str | Path, settings: Mapping[str, Any], stand_in: bool,
                         slices_csv: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
     """Perplexity and bits per byte of one (model, variant) on every configured slice, pooled in `all`."""
-    if threads:
-        torch.set_num_threads(threads)
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, None, pick_device(device), files=variant_files, variant=variant)
+    opened = open_variant(model_record_path, variant, evaluation="perplexity", files=variant_files, device=device,
+                          threads=threads)
+    model_record, tokenizer, model = opened.record, opened.tokenizer, opened.model
     rows = perplexity_rows(model, tokenizer, root, settings["slices"], settings)
     table = pd.DataFrame([{"model": model_record["name"], "variant": variant, "stand_in": stand_in,
                            "split": settings["split"], "context_length": settings["context_length"],

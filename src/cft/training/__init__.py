@@ -13,9 +13,9 @@ from cft.training.trainer import (
     train,
     train_from_workflow,
 )
-# Registered after the trainer module they build on.
-from cft.training.exact_digit import DigitLaw, exact_digit_path  # noqa: E402
+# Registered after the trainer module they build on, in the order the figures list the methods.
 from cft.training.fullsupport import FullSupportTrainer  # noqa: E402
+from cft.training.exact_digit import DigitLaw, exact_digit_path  # noqa: E402
 from cft.training.methods import METHODS, register_method  # noqa: E402
 
 __all__ = [

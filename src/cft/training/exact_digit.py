@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from cft.styles import OKABE_ITO, Style
 from cft.targets import SOFT_TARGET, TargetSettings, continuous_window, integer_window
 from cft.training.config import TrainConfig
 from cft.training.methods import register_method
@@ -240,4 +241,5 @@ def exact_digit_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
 
 # The soft trainer with the exact digit trie on the soft target's settings; max_bins only serves the
 # integer range's fallback when a quantile is undefined (as in the paper's construction).
-register_method("exactdigit", SoftTargetTrainer, exact_digit_path, epochs=3, target=SOFT_TARGET)
+register_method("exactdigit", SoftTargetTrainer, exact_digit_path,
+                style=Style(OKABE_ITO["sky_blue"], "v", ":", ".."), epochs=3, target=SOFT_TARGET)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from cft.targets import SOFT_TARGET
+from cft.styles import OKABE_ITO, Style
 from cft.training.losses import full_support_kl
 from cft.training.methods import register_method
 from cft.training.trainer import CalibrationTrainer, paper_trie
@@ -199,4 +200,5 @@ class FullSupportTrainer(CalibrationTrainer):
                                self.config.temperature, self.config.epsilon)
 
 
-register_method("fullsupport", FullSupportTrainer, paper_trie, epochs=3, target=SOFT_TARGET)
+register_method("fullsupport", FullSupportTrainer, paper_trie,
+                style=Style(OKABE_ITO["reddish_purple"], "D", "-.", "xx"), epochs=3, target=SOFT_TARGET)

@@ -58,6 +58,7 @@ from transformers import AutoConfig, get_cosine_schedule_with_warmup, set_seed
 from cft.datasets import read_specs
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
+from cft.styles import OKABE_ITO, Style
 from cft.targets import HARD_TARGET, SOFT_TARGET, OutputSpace, sample_index
 from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
@@ -521,8 +522,10 @@ def paper_path(spec: Any, tokenizer, eos_id: int, config: TrainConfig,
     return trie.sequence(atom), trie.path_targets(atom)
 
 
-register_method("soft", SoftTargetTrainer, paper_path, epochs=3, target=SOFT_TARGET)
-register_method("hard", HardTargetTrainer, paper_output_space, epochs=2, target=HARD_TARGET)
+register_method("soft", SoftTargetTrainer, paper_path,
+                style=Style(OKABE_ITO["blue"], "s", (0, (10, 2)), "//"), epochs=3, target=SOFT_TARGET)
+register_method("hard", HardTargetTrainer, paper_output_space,
+                style=Style(OKABE_ITO["vermillion"], "^", "--", "\\\\"), epochs=2, target=HARD_TARGET)
 
 
 def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cft.config import ConfigError
 from cft.evaluation.exact import PromptScorer
-from cft.io import read_json, write_csv
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer
+from cft.io import write_csv
+from cft.models import encode_prompt, format_prompt
 from cft.transfer.openended import CATEGORIES, openended_prompts, stand_in_columns
-from cft.variants import load_variant, resolve_kind
+from cft.variants import open_variant
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +116,9 @@ def evaluate_choices(*, model_record_path: str | Path, adapter_dir: str | Path |
                      threads: int | None = None, variant_files: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Exact answer probabilities of one (model, variant) on each category's open-ended prompt."""
     check_choice_categories(categories)
-    if threads:
-        torch.set_num_threads(threads)
-    kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    if not kind.exact_metrics:
-        raise ValueError(f"variant {variant!r} ({kind.name}) answers after generated text: its answer "
-                         "probabilities cannot be read teacher-forced after the prompt")
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-    chat = ChatOptions(**model_record.get("chat", {}))
+    opened = open_variant(model_record_path, variant, evaluation="choices", files=variant_files,
+                          adapter_dir=adapter_dir, device=device, threads=threads)
+    model_record, tokenizer, model, chat = opened.record, opened.tokenizer, opened.model, opened.chat
     prompts = dict(zip(CATEGORIES, openended_prompts()))
     rows = []
     for category in categories:

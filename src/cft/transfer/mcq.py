@@ -18,20 +18,19 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from scipy import stats
 
 from cft.evaluation.fidelity import make_sampler, prompt_key
 from cft.evaluation.sampling import SamplingSection, sample_seeds
 from cft.io import read_json, write_csv, write_json, write_jsonl
-from cft.models import ChatOptions, format_prompt, load_tokenizer, strip_thinking
-from cft.transfer.openended import THINK_TAG, stand_in_columns, variant_settings
-from cft.variants import load_variant
+from cft.models import format_prompt, strip_thinking
+from cft.transfer.openended import THINK_TAG, stand_in_columns
+from cft.variants import open_variant
 
 log = logging.getLogger(__name__)
 
@@ -198,15 +197,12 @@ def evaluate_mcq(*, model_record_path: str | Path, adapter_dir: str | Path | Non
                  variant_files: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Generate, parse and summarize the MCQs of one (model, variant); writes every generation with
     its seed and parse result, and the summary. ``variant_files``: as in `evaluate_openended`."""
-    if threads:
-        torch.set_num_threads(threads)
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    settings = variant_settings(variant, adapter_dir, variant_files, settings)
     # vLLM loads its own copy of the weights; the transformers model is needed only to sample with it.
-    model = (load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-             if settings.backend == "hf" else None)
-    formatted = format_prompt(tokenizer, MEDICAL_MCQ_PROMPT, ChatOptions(**model_record.get("chat", {})))
+    opened = open_variant(model_record_path, variant, evaluation="mcq", files=variant_files, adapter_dir=adapter_dir,
+                          device=device, threads=threads, backend=settings.backend, in_process_model=False)
+    model_record, tokenizer, model = opened.record, opened.tokenizer, opened.model
+    settings = replace(settings, backend=opened.backend)
+    formatted = format_prompt(tokenizer, MEDICAL_MCQ_PROMPT, opened.chat)
     sampler = make_sampler(settings, model, tokenizer, model_record, adapter_dir)
     params = settings.sampling
     key = prompt_key("mcq", "medical")

@@ -30,7 +30,7 @@ import torch
 
 from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
 from cft.io import environment_record, read_json, read_jsonl, write_csv, write_json, write_jsonl
-from cft.models import ChatOptions, format_prompt, load_tokenizer, strip_thinking
+from cft.models import format_prompt, strip_thinking
 from cft.transfer.quality import QualityRater, make_rater
 from cft.transfer.similarity import SimilarityScorer, make_similarity, partition_responses
 
@@ -108,23 +108,15 @@ def generate(*, model_record_path: str | Path, variant: str, variant_files: Mapp
     ``variant_files`` holds the variant's inputs by key (``adapter``, ``temperature``, ...; a rule's
     Snakemake input works as is), as `cft.variants.load_variant` takes them.
     """
-    from cft.variants import load_variant, needs_hf_backend, resolve_kind
+    from cft.variants import open_variant
 
-    if threads:
-        torch.set_num_threads(threads)
-    record = read_json(model_record_path)
-    tokenizer = load_tokenizer(record["path"])
-    chat = ChatOptions(**record.get("chat", {}))
-    kind = resolve_kind(variant, variant_files)
-    if kind.prompting is not None:
-        raise ValueError(f"variant {variant!r} changes the prompt ({kind.prompting}); NoveltyBench asks its "
-                         "prompts as they are, so it evaluates only model and logit variants")
-    adapter_dir = variant_files.get("adapter")
-    if settings.backend == "vllm" and not needs_hf_backend(kind):
-        sampler = VLLMSampler(record["path"], tokenizer, adapter_dir=adapter_dir)
+    opened = open_variant(model_record_path, variant, evaluation="noveltybench", files=variant_files, device=device,
+                          threads=threads, backend=settings.backend, in_process_model=False)
+    record, tokenizer, chat = opened.record, opened.tokenizer, opened.chat
+    if opened.backend == "vllm":
+        sampler = VLLMSampler(record["path"], tokenizer, adapter_dir=opened.adapter_dir)
     else:
-        model = load_variant(record, None, device or "cpu", files=variant_files, variant=variant)
-        sampler = HFSampler(model, tokenizer, batch_size=settings.batch_size)
+        sampler = HFSampler(opened.model, tokenizer, batch_size=settings.batch_size)
     params = settings.sampling
     rows = []
     for prompt in load_prompts(prompts_path, prompt_set, num_prompts):

@@ -15,7 +15,7 @@ through Think of / Choose / Name / Pick. Two metrics per prompt:
 An answer that is empty after normalization is the only invalid outcome here: it is kept in the raw
 samples with the reason ``empty_answer`` and counted in every denominator.
 
-String Seed of Thought (`cft.baselines.ssot`) is evaluated on the same prompts with its own system
+String Seed of Thought (`cft.prompting.ssot`) is evaluated on the same prompts with its own system
 prompt and token budget: its answer is the content of its answer tag (an output without one is an
 empty answer with the reason ``no_answer_tag`` or ``truncated``), and it has no support size, since
 its first token opens the seed string rather than the answer.
@@ -40,13 +40,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cft.baselines.ssot import format_ssot_prompt, read_outputs, token_summary
+from cft.prompting.ssot import format_ssot_prompt, read_outputs, token_summary
 from cft.config import ConfigError
 from cft.evaluation.fidelity import make_sampler, prompt_key
 from cft.evaluation.sampling import SamplingSection, sample_seeds
-from cft.io import read_json, write_csv, write_jsonl
-from cft.models import ChatOptions, encode_prompt, format_prompt, load_tokenizer, strip_thinking
-from cft.variants import load_variant, needs_hf_backend, resolve_kind
+from cft.io import write_csv, write_jsonl
+from cft.models import encode_prompt, format_prompt, strip_thinking
+from cft.variants import open_variant
 
 log = logging.getLogger(__name__)
 
@@ -213,25 +213,6 @@ class OpenEndedSettings(SamplingSection):
         return sorted({*self.thresholds, self.headline_threshold})
 
 
-def variant_settings(variant: str, adapter_dir: str | Path | None, variant_files: Mapping[str, Any] | None,
-                     settings: Any, *, prompting: tuple[str, ...] = ()) -> Any:
-    """The settings to sample one variant (`cft.variants`) with.
-
-    A variant that transforms logits in this process (fitted temperature, ATS) is sampled with the
-    hf backend whatever the config says, since vLLM would sample the untransformed weights. A
-    prompting protocol (SSoT) not in ``prompting`` is refused: an evaluation that reads the answer's
-    tokens right after the prompt cannot see an answer written after a seed string and reasoning.
-    """
-    kind = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir})
-    if kind.prompting is not None and kind.prompting not in prompting:
-        raise ValueError(f"variant {variant!r} uses the {kind.prompting} prompting protocol, which this "
-                         "evaluation does not support")
-    if needs_hf_backend(kind) and settings.backend != "hf":
-        log.warning("variant %s transforms logits in this process: sampling with the hf backend", variant)
-        settings = replace(settings, backend="hf")
-    return settings
-
-
 def free_accelerator_memory() -> None:
     """Return the memory of dropped tensors to the GPU, so that vLLM can claim its share of it."""
     gc.collect()
@@ -251,14 +232,11 @@ def evaluate_openended(*, model_record_path: str | Path, adapter_dir: str | Path
     """Support sizes and sampled answers of one (model, variant) on the open-ended prompts; writes one
     metric row per prompt and every raw answer with its seed. ``variant_files`` holds a baseline
     variant's inputs (a fitted temperature, an ATS head; a rule's Snakemake input works as is)."""
-    if threads:
-        torch.set_num_threads(threads)
-    model_record = read_json(model_record_path)
-    tokenizer = load_tokenizer(model_record["path"])
-    settings = variant_settings(variant, adapter_dir, variant_files, settings, prompting=("ssot",))
-    ssot = resolve_kind(variant, {**(variant_files or {}), "adapter": adapter_dir}).prompting == "ssot"
-    model = load_variant(model_record, adapter_dir, device, files=variant_files, variant=variant)
-    chat = ChatOptions(**model_record.get("chat", {}))
+    opened = open_variant(model_record_path, variant, evaluation="openended", files=variant_files,
+                          adapter_dir=adapter_dir, device=device, threads=threads, backend=settings.backend)
+    model_record, tokenizer, model, chat = opened.record, opened.tokenizer, opened.model, opened.chat
+    settings = replace(settings, backend=opened.backend)
+    ssot = opened.kind.prompting == "ssot"
     prompts = openended_prompts()[: settings.max_prompts]
     formatted = [format_ssot_prompt(tokenizer, prompt, chat, settings.ssot_system_prompt) if ssot
                  else format_prompt(tokenizer, prompt, chat) for prompt in prompts]
