@@ -5,7 +5,7 @@ most 384 tokens, the fidelity seeds of the `unseen` split) with the plain token 
 answer twice:
 
 * as the workflow does today: the *last* complete ``<answer>...</answer>`` outside thinking traces
-  (`cft.baselines.ssot.parse_ssot_sample` on the whole text);
+  (`cft.prompting.ssot.parse_ssot_sample` on the whole text);
 * cut at its first complete answer: the shortest prefix of the text that holds a complete answer
   outside thinking traces, which is where a sampler that stops a row once it has one would stop it.
 
@@ -26,7 +26,7 @@ import time
 import torch
 
 from bench.common import add_model_arguments, print_header
-from cft.baselines.ssot import extract_answer, format_ssot_prompt, parse_ssot_sample, read_outputs
+from cft.prompting.ssot import extract_answer, format_ssot_prompt, parse_ssot_sample, read_outputs
 from cft.evaluation.fidelity import FidelitySettings, prompt_key
 from cft.evaluation.sampling import HFSampler
 from cft.models import ChatOptions, load_model, load_tokenizer, resolve_model_dir
