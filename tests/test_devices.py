@@ -95,17 +95,20 @@ def test_local_gpu_profile_runs_one_gpu_jobs_side_by_side(repo_root):
 
 
 def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
-    """A rule that declares a `gpu` resource runs a script that calls bind_gpus before CUDA starts;
-    otherwise two of its jobs on a many-GPU machine would share device 0."""
+    """A rule that declares a `gpu` resource (itself or through `model_job_resources`) runs a script
+    that calls bind_gpus before CUDA starts; otherwise two of its jobs on a many-GPU machine would share
+    device 0."""
     import re
 
     rules = {}
     for smk in (repo_root / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=rule )", smk.read_text()):
+        # Rules inside an `if` block are indented.
+        for block in (b.lstrip() for b in re.split(r"\n(?=\s*rule )", smk.read_text())):
             script = re.search(r'script:\s*"\.\./scripts/([\w.]+)"', block)
-            if block.startswith("rule ") and "gpu=" in block and script:
+            declares_gpu = "gpu=" in block or "model_job_resources(" in block
+            if block.startswith("rule ") and declares_gpu and script:
                 rules[block.split()[1].rstrip(":")] = script.group(1)
-    assert len(rules) >= 11, rules
+    assert len(rules) >= 12 and "evaluate_fidelity_transforms" in rules, rules
     for rule, script in rules.items():
         text = (repo_root / "workflow" / "scripts" / script).read_text()
         assert "bind_gpus(snakemake.resources.gpu)" in text, (rule, script)

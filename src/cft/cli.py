@@ -7,6 +7,8 @@
     cft check-config FILE [FILE ...]     validate config files merged left to right, as the workflow does
     cft train --config FILE --model NAME [--method soft] [--out DIR]
                                          train one adapter without the workflow (cft.single_run)
+    cft compare-runs A=CSV:VARIANT B=CSV:VARIANT [--out FILE]
+                                         paired comparisons of a variant of one run against another's
 
 Every error is one line on stderr, `cft <command>: error: ...`, with exit status 2. Numbers on the
 command line follow the answer parser's grammar (cft.numbers): ASCII digits, no underscores.
