@@ -98,17 +98,28 @@ def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
     """A rule that declares a `gpu` resource (itself or through `model_job_resources`) runs a script
     that calls bind_gpus before CUDA starts; otherwise two of its jobs on a many-GPU machine would share
     device 0."""
+    import inspect
     import re
+
+    from cft.evaluations import run_variant_job
+    from cft.jobs import start_model_job
 
     rules = {}
     for smk in (repo_root / "workflow" / "rules").glob("*.smk"):
-        # Rules inside an `if` block are indented.
-        for block in (b.lstrip() for b in re.split(r"\n(?=\s*rule )", smk.read_text())):
+        # Rules inside an `if` block or a loop are indented; a loop's rules are named by `name:`.
+        for block in (b.lstrip() for b in re.split(r"\n(?=\s*rule[ :])", smk.read_text())):
             script = re.search(r'script:\s*"\.\./scripts/([\w.]+)"', block)
             declares_gpu = "gpu=" in block or "model_job_resources(" in block
-            if block.startswith("rule ") and declares_gpu and script:
-                rules[block.split()[1].rstrip(":")] = script.group(1)
-    assert len(rules) >= 12 and "evaluate_fidelity_transforms" in rules, rules
+            if block.startswith("rule") and declares_gpu and script:
+                name = re.search(r"name:\s*(\S+)", block) if block.startswith("rule:") else None
+                rules[name.group(1) if name else block.split()[1].rstrip(":")] = script.group(1)
+    assert len(rules) >= 10 and {"evaluate_fidelity_transforms", 'f"evaluate_{evaluation.name}"'} <= set(rules), rules
+    # The scripts bind them through `start_model_job`, the registered evaluations' generic script
+    # through `run_variant_job`, which calls it.
+    helpers = {"run_variant_job(snakemake)": inspect.getsource(run_variant_job),
+               "start_model_job(snakemake)": inspect.getsource(start_model_job)}
     for rule, script in rules.items():
         text = (repo_root / "workflow" / "scripts" / script).read_text()
+        for call, source in helpers.items():  # run_variant_job's source calls start_model_job
+            text += source if call in text else ""
         assert "bind_gpus(snakemake.resources.gpu)" in text, (rule, script)

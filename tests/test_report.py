@@ -174,13 +174,15 @@ evaluate:
   bootstrap: 20
   fidelity: {num_samples: 2, max_new_tokens: 8, batch_size: 4, exact: false}
 """
-TINY_FIGURES = ["results/figures/training_curves.pdf", "results/figures/fidelity_summary.pdf"]
+# The exact answer shares (a registered evaluation, cft.evaluations) carry captions from the registry.
+TINY_FIGURES = ["results/figures/training_curves.pdf", "results/figures/fidelity_summary.pdf",
+                "results/figures/openended_choices.pdf"]
 
 
 @pytest.mark.slow
 def test_report_of_a_tiny_real_run_renders_in_chromium(repo_root, tmp_path):
-    """The workflow's own rules on a tiny random Llama (training, sampling evaluation, tables,
-    figures), then `--report`, opened in Chromium."""
+    """The workflow's own rules on a tiny random Llama (training, sampling evaluation, a registered
+    evaluation, tables, figures), then `--report`, opened in Chromium."""
     sys.path.insert(0, str(repo_root / "tests"))
     from tiny_models import save_tiny_checkpoint
 

@@ -17,8 +17,8 @@ def transfer_jobs(repo_root, *configfiles, ssot: bool = False) -> int:
     return len(config["models"]) * len(variants)
 
 TRANSFER_RULES = ("evaluate_openended", "evaluate_mcq", "evaluate_choices", "tab_openended", "tab_mcq",
-                  "tab_choices", "fig_openended_support", "fig_openended_case_studies", "fig_openended_choices",
-                  "fig_mcq_positions")
+                  "tab_openended_choices", "fig_openended_support", "fig_openended_case_studies",
+                  "fig_openended_choices", "fig_mcq_positions")
 
 
 def test_default_dry_run_lists_the_transfer_rules(repo_root):
@@ -30,7 +30,7 @@ def test_default_dry_run_lists_the_transfer_rules(repo_root):
     assert pairs >= 3
     assert {rule: counts.get(rule) for rule in TRANSFER_RULES} == {
         "evaluate_openended": transfer_jobs(repo_root, "config.yaml", ssot=True), "evaluate_mcq": pairs,
-        "evaluate_choices": pairs, "tab_openended": 1, "tab_mcq": 1, "tab_choices": 1,
+        "evaluate_choices": pairs, "tab_openended": 1, "tab_mcq": 1, "tab_openended_choices": 1,
         "fig_openended_support": 1, "fig_openended_case_studies": 1, "fig_openended_choices": 1,
         "fig_mcq_positions": 1}
     for path in ("results/openended/smollm2_135m/soft/prompts.csv", "results/mcq/smollm2_135m/hard/summary.json",

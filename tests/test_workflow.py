@@ -43,7 +43,7 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_fidelity_transforms"] == 1  # base, temperature and the ATS heads: one tree forward
     assert counts["evaluate_openended"] == 9  # SSoT included
     assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
-    assert counts["tab_choices"] == counts["fig_openended_choices"] == 1
+    assert counts["tab_openended_choices"] == counts["fig_openended_choices"] == 1
     assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
     assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
     assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1

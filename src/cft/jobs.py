@@ -19,6 +19,15 @@ def log_to(path: str) -> None:
                         force=True)
 
 
+def start_model_job(snakemake: Any) -> None:
+    """The start of every job that runs a model: its log (`log_to`), then, on a machine with several
+    GPUs, its own devices (`cft.devices.bind_gpus`), claimed before anything starts CUDA."""
+    from cft.devices import bind_gpus
+
+    log_to(snakemake.log[0])
+    bind_gpus(snakemake.resources.gpu)
+
+
 def variant_job(snakemake: Any) -> dict[str, Any]:
     """The keyword arguments naming the evaluated (model, variant) and where it runs: the model record,
     the variant's name and input files (an adapter, a fitted temperature, an ATS head), the device and

@@ -28,8 +28,9 @@ Logit-transform kinds replace the model's output head (`cft.logits.with_logit_tr
 evaluator works unchanged. The vLLM backend runs its own copy of the weights and cannot see the
 transform; `open_variant` falls back to the hf backend for those kinds.
 
-Which evaluation takes which kinds is `EVALUATION_NEEDS`: the workflow's variant lists
-(`evaluated_variants`) and the evaluators' own check (`open_variant(..., evaluation=...)`) both read it.
+Which evaluation takes which kinds is its entry in `cft.evaluations` (its ``needs`` and ``protocols``):
+the workflow's variant lists (`evaluated_variants`) and the evaluators' own check
+(`open_variant(..., evaluation=...)`) both read it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cft.evaluations import get_evaluation
 from cft.io import read_json
 from cft.logits import GlobalTemperature, with_logit_transform
 from cft.models import ChatOptions, load_model, load_tokenizer, pick_device
@@ -149,23 +151,6 @@ def variant_files(model: str, name: str, adapters: Sequence[str] = ()) -> dict[s
 # evaluator opens it, only where its kind has every attribute the evaluation needs and either answers the
 # plain prompt or uses a prompting protocol that the evaluation reads.
 
-EVALUATION_NEEDS: dict[str, tuple[str, ...]] = {
-    "fidelity": (),
-    "openended": (),
-    # Exact scores only: the answer's probabilities right after the prompt.
-    "generalization": ("teacher_forceable",),
-    "choices": ("teacher_forceable",),
-    # A bare generated question, and NoveltyBench's prompts asked as they are.
-    "mcq": (),
-    "noveltybench": (),
-    # Log-likelihoods and perplexity of text under the variant's own model.
-    "tinybench": ("has_logits",),
-    "perplexity": ("has_logits",),
-}
-# The prompting protocols (`cft.prompting`) an evaluation reads the answer of: fidelity and the
-# open-ended prompts read an SSoT answer out of its tag.
-EVALUATION_PROTOCOLS: dict[str, tuple[str, ...]] = {"fidelity": ("ssot",), "openended": ("ssot",)}
-
 # Why a kind is refused, as `open_variant`'s error says it.
 WHY_NOT = {
     "teacher_forceable": "it answers after generated text, so its answer probabilities cannot be read "
@@ -177,13 +162,11 @@ WHY_NOT = {
 
 
 def unmet_needs(evaluation: str, kind: VariantKind) -> list[str]:
-    """The attributes ``kind`` lacks for ``evaluation`` (a key of `EVALUATION_NEEDS`); [] = accepted."""
-    try:
-        needs = EVALUATION_NEEDS[evaluation]
-    except KeyError:
-        raise ValueError(f"evaluation {evaluation!r} is none of {', '.join(EVALUATION_NEEDS)}") from None
-    unmet = [need for need in needs if not getattr(kind, need)]
-    if not kind.plain_format and kind.prompting not in EVALUATION_PROTOCOLS.get(evaluation, ()):
+    """The attributes ``kind`` lacks for ``evaluation`` (a name of `cft.evaluations.EVALUATIONS`);
+    [] = accepted."""
+    entry = get_evaluation(evaluation)
+    unmet = [need for need in entry.needs if not getattr(kind, need)]
+    if not kind.plain_format and kind.prompting not in entry.protocols:
         unmet.append("plain_format")
     return unmet
 
@@ -355,7 +338,7 @@ def open_variant(model_record_path: str | Path, variant: str, *, evaluation: str
                  device: str | None = None, threads: int | None = None, backend: str = "hf",
                  in_process_model: bool = True) -> OpenedVariant:
     """Read the model record, load the tokenizer and the variant's model, and resolve its kind, chat
-    options and sampling backend, for ``evaluation`` (a key of `EVALUATION_NEEDS`).
+    options and sampling backend, for ``evaluation`` (a name of `cft.evaluations.EVALUATIONS`).
 
     ``files`` are the variant's inputs by key (a rule's Snakemake input works as is) and ``adapter_dir``
     a LoRA adapter given apart (a training snapshot). A kind the evaluation does not take is refused

@@ -8,6 +8,7 @@ from cft.assets import missing_assets
 from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, model_entry, validate_config
 from cft.config import evaluation_target
 from cft.evaluation.comparisons import comparison_pairs
+from cft.evaluations import PERPLEXITY_STAND_IN_ROOT, registered_runs
 from cft.grids import SPLITS
 from cft.transfer.noveltybench import PROMPT_SET_FILES
 from cft.training import METHODS as METHOD_REGISTRY
@@ -38,8 +39,8 @@ CURVE_METHODS = curve_methods(config)
 
 
 def variants_for(evaluation, variants=VARIANTS):
-    """The variants of `variants` that `evaluation` takes: what their kind can do
-    (cft.variants.EVALUATION_NEEDS) decides, never their name."""
+    """The variants of `variants` that `evaluation` takes: what their kind can do and what the
+    evaluation needs (its entry in cft.evaluations) decide, never their name."""
     return evaluated_variants(evaluation, variants, TRAINED)
 
 
@@ -78,16 +79,12 @@ def final_outputs():
           if comparison_pairs(GENERALIZATION_VARIANTS, METHODS) else []),
         "results/tables/openended_summary.csv",
         "results/tables/mcq_summary.csv",
-        "results/tables/openended_choices.csv",
-        *[f"results/figures/{name}.pdf" for name in ("openended_support", "openended_case_studies", "openended_choices",
-                                                      "mcq_positions")],
+        *[f"results/figures/{name}.pdf" for name in ("openended_support", "openended_case_studies", "mcq_positions")],
         *(["results/tables/ablations_summary.csv", "results/figures/ablations_summary.pdf"] if ABLATIONS else []),
         "results/tables/noveltybench_summary.csv",
         "results/figures/noveltybench.pdf",
-        "results/tables/retention_tasks.csv",
-        "results/tables/retention_perplexity.csv",
-        "results/figures/retention_tasks.pdf",
-        "results/figures/retention_perplexity.pdf",
+        *[evaluation.table.path for evaluation in REGISTERED_EVALUATIONS],
+        *[f"{evaluation.figure.path}.pdf" for evaluation in REGISTERED_EVALUATIONS],
     ]
 
 
@@ -313,24 +310,27 @@ def scorer_memory_mb(wildcards):
     return model_memory_mb(wildcards.model) + 1000
 
 
-# Retention (retention.smk)
+# Retention (retention.smk: the data its registered evaluations read)
 RETENTION = config["evaluate"]["retention"]
-TINYBENCH_VARIANTS = variants_for("tinybench")
-PERPLEXITY_VARIANTS = variants_for("perplexity")
-# Without a PALOMA root, a rule writes the packaged stand-in corpus in PALOMA's layout.
-PERPLEXITY_STAND_IN = RETENTION["perplexity"]["root"] is None
-PERPLEXITY_ROOT = "results/retention/perplexity_data" if PERPLEXITY_STAND_IN else RETENTION["perplexity"]["root"]
 
 
-def retention_files(name, variants):
-    return expand(f"results/retention/{{model}}/{{variant}}/{name}", model=MODELS, variant=variants)
+# The registered evaluations (evaluations.smk, cft.evaluations): those the config's variants reach.
+REGISTERED_EVALUATIONS = [evaluation for evaluation in registered_runs() if variants_for(evaluation.name)]
 
 
-def perplexity_inputs(wildcards):
-    inputs = variant_inputs(wildcards)
-    if PERPLEXITY_STAND_IN:
-        inputs["data"] = PERPLEXITY_ROOT
+def registered_inputs(evaluation):
+    """The input function of `evaluate_<name>`: the variant's files and the evaluation's own inputs."""
+    extra = evaluation.inputs(evaluation.settings_of(config)) if evaluation.inputs else {}
+
+    def inputs(wildcards):
+        return {**variant_inputs(wildcards), **extra}
+
     return inputs
+
+
+def registered_outputs(evaluation):
+    """The first output of every (model, variant) job of `evaluation`."""
+    return every_variant(next(iter(evaluation.outputs.values())), variants_for(evaluation.name))
 
 
 def check_assets():

@@ -4,14 +4,13 @@
 # The case-study and answer-set categories are checked with the rest of the config
 # (cft.config.validate_config).
 
-# Which variants each evaluation takes is what their kind can do (cft.variants.EVALUATION_NEEDS): a
-# prompting protocol such as SSoT, which answers after a generated seed string and reasoning, runs the
+# Which variants each evaluation takes is what their kind can do (their entries in cft.evaluations):
+# a prompting protocol such as SSoT, which answers after a generated seed string and reasoning, runs the
 # open-ended prompts (its answers read out of their tag, without a support size); the MCQ evaluation
-# reads a bare generated question, and the exact answer probabilities are read teacher-forced right
-# after the prompt, so neither takes it.
+# reads a bare generated question, so it does not take it. The exact answer probabilities on the
+# closed answer sets (`choices`) are a registered evaluation (evaluations.smk).
 OPENENDED_VARIANTS = variants_for("openended")
 MCQ_VARIANTS = variants_for("mcq")
-CHOICE_VARIANTS = variants_for("choices")
 
 
 rule evaluate_openended:
@@ -52,25 +51,6 @@ rule evaluate_mcq:
         device=torch_device(),
     script:
         "../scripts/evaluate_mcq.py"
-
-
-rule evaluate_choices:
-    input:
-        unpack(variant_inputs),
-    output:
-        "results/openended/{model}/{variant}/choices.csv",
-    log:
-        "logs/evaluate_choices/{model}_{variant}.log",
-    benchmark:
-        "benchmarks/evaluate_choices/{model}_{variant}.tsv"
-    threads: model_job_threads()
-    resources:
-        **model_job_resources(runtime=30),
-    params:
-        categories=config["evaluate"]["exact_choices"]["categories"],
-        device=torch_device(),
-    script:
-        "../scripts/evaluate_choices.py"
 
 
 rule tab_openended:
@@ -172,53 +152,6 @@ rule fig_openended_case_studies:
         categories=config["evaluate"]["openended"]["case_studies"],
     script:
         "../scripts/fig_openended_case_studies.py"
-
-
-rule tab_choices:
-    input:
-        every_variant("results/openended/{model}/{variant}/choices.csv", CHOICE_VARIANTS),
-    output:
-        report(
-            "results/tables/openended_choices.csv",
-            caption="../report/tab_choices.rst",
-            category="Transfer",
-        ),
-    log:
-        "logs/tab_choices/tab_choices.log",
-    benchmark:
-        "benchmarks/tab_choices/tab_choices.tsv"
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    script:
-        "../scripts/tab_choices.py"
-
-
-rule fig_openended_choices:
-    input:
-        "results/tables/openended_choices.csv",
-    output:
-        pdf="results/figures/openended_choices.pdf",
-        png=report(
-            "results/figures/openended_choices.png",
-            caption="../report/fig_openended_choices.rst",
-            category="Transfer",
-        ),
-    log:
-        "logs/fig_openended_choices/fig_openended_choices.log",
-    benchmark:
-        "benchmarks/fig_openended_choices/fig_openended_choices.tsv"
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        models=config["models"],
-    script:
-        "../scripts/fig_openended_choices.py"
 
 
 rule fig_mcq_positions:

@@ -1,12 +1,9 @@
-from cft.devices import bind_gpus
 from cft.evaluation.curve import evaluate_curve
 from cft.evaluation.fidelity import FidelitySettings
-from cft.jobs import log_to
+from cft.jobs import start_model_job
 
 if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     evaluate_curve(
         model_record_path=snakemake.input.model,
         snapshots_dir=snakemake.input.snapshots,

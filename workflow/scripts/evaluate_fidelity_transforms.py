@@ -1,11 +1,8 @@
-from cft.devices import bind_gpus
 from cft.evaluation.fidelity import FidelityOutputs, FidelitySettings, evaluate_fidelity_transforms
-from cft.jobs import log_to
+from cft.jobs import start_model_job
 
 if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     variants = snakemake.params.variant_files
     outputs = zip(snakemake.output.prompts, snakemake.output.samples, snakemake.output.distributions)
     evaluate_fidelity_transforms(

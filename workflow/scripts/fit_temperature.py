@@ -1,11 +1,8 @@
 from cft.baselines.temperature import fit_global_temperature
-from cft.devices import bind_gpus
-from cft.jobs import log_to
+from cft.jobs import start_model_job
 
 if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     fit_global_temperature(
         model_record_path=snakemake.input.model,
         prompts_path=snakemake.input.prompts,

@@ -1,11 +1,8 @@
-from cft.devices import bind_gpus
-from cft.jobs import log_to, variant_job
+from cft.jobs import start_model_job, variant_job
 from cft.transfer.noveltybench import GenerationSettings, generate
 
 if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     generate(
         **variant_job(snakemake),
         prompts_path=snakemake.input.prompts,

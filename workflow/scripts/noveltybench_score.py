@@ -1,11 +1,8 @@
-from cft.devices import bind_gpus
-from cft.jobs import log_to
+from cft.jobs import start_model_job
 from cft.transfer.noveltybench import evaluate_noveltybench
 
 if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     evaluate_noveltybench(
         generations_path=snakemake.input.generations,
         model_record_path=snakemake.input.model,

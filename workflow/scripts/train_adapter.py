@@ -1,14 +1,11 @@
 import sys
 
-from cft.devices import bind_gpus
-from cft.jobs import log_to
+from cft.jobs import start_model_job
 from cft.launch import tensorboard_dir, train_adapter_job
 
 if __name__ == "__main__":
     # INFO logging too: a retried job's "resumed ... from <checkpoint>" goes to its log.
-    log_to(snakemake.log[0])
-    # On a machine with several GPUs, this job's own devices, before anything starts CUDA.
-    bind_gpus(snakemake.resources.gpu)
+    start_model_job(snakemake)
     train_adapter_job(
         # Read from the config rather than params, so that adding the launcher left the params
         # (and with them the finished jobs) of existing configs unchanged. `snakemake.config` is the

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cft.evaluations import VariantJob
 from cft.io import read_jsonl, write_csv, write_jsonl
 from cft.retention import irt
 from cft.retention.answers import extract_flexible, extract_strict
@@ -165,6 +166,20 @@ def evaluate_perplexity(*, model_record_path: str | Path, variant_files: Mapping
                            "stride": settings["stride"], **r} for r in rows])
     write_csv(slices_csv, table)
     return table
+
+
+def run_tinybench(job: VariantJob) -> None:
+    """The workflow's job (`cft.evaluations`): every prepared item, scored with one (model, variant)."""
+    evaluate_tinybench(**job.variant_kwargs(), items_path=job.inputs["task_items"], settings=job.settings,
+                       tasks_csv=job.outputs["tasks"], examples_jsonl=job.outputs["examples"])
+
+
+def run_perplexity(job: VariantJob) -> None:
+    """The workflow's job (`cft.evaluations`): one (model, variant) on the configured PALOMA folder, or
+    on the stand-in corpus a rule writes (its input ``data``) when none is configured."""
+    stand_in = job.settings["root"] is None
+    evaluate_perplexity(**job.variant_kwargs(), root=job.inputs["data"] if stand_in else job.settings["root"],
+                        settings=job.settings, stand_in=stand_in, slices_csv=job.outputs["slices"])
 
 
 # --- tables ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import pandas as pd
 
 from cft.config import ConfigError
 from cft.evaluation.exact import PromptScorer
+from cft.evaluations import VariantJob
 from cft.io import write_csv
 from cft.models import encode_prompt, format_prompt
 from cft.transfer.openended import CATEGORIES, openended_prompts, stand_in_columns
@@ -134,6 +135,12 @@ def evaluate_choices(*, model_record_path: str | Path, adapter_dir: str | Path |
     frame = pd.DataFrame(rows)
     write_csv(out_csv, frame)
     return frame
+
+
+def run_choices(job: VariantJob) -> None:
+    """The workflow's job (`cft.evaluations`): one (model, variant) on the configured categories."""
+    evaluate_choices(**job.variant_kwargs(), adapter_dir=None, categories=job.settings["categories"],
+                     out_csv=job.outputs["choices"])
 
 
 def choices_table(choice_csvs: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:

@@ -1,8 +1,0 @@
-from cft.figures.style import stand_in_note
-from cft.figures.transfer import plot_openended_choices
-from cft.jobs import log_to
-
-if __name__ == "__main__":
-    log_to(snakemake.log[0])
-    plot_openended_choices(snakemake.input[0], snakemake.output.pdf, snakemake.output.png,
-                           note=stand_in_note(snakemake.params.models))
