@@ -103,6 +103,7 @@ def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
 
     from cft.evaluations import run_variant_job
     from cft.jobs import start_model_job
+    from cft.variants import run_fit_job
 
     rules = {}
     for smk in (repo_root / "workflow" / "rules").glob("*.smk"):
@@ -113,13 +114,14 @@ def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
             if block.startswith("rule") and declares_gpu and script:
                 name = re.search(r"name:\s*(\S+)", block) if block.startswith("rule:") else None
                 rules[name.group(1) if name else block.split()[1].rstrip(":")] = script.group(1)
-    assert len(rules) >= 10 and {"evaluate_fidelity_transforms", 'f"evaluate_{evaluation.name}"'} <= set(rules), rules
-    # The scripts bind them through `start_model_job`, the registered evaluations' generic script
-    # through `run_variant_job`, which calls it.
+    assert len(rules) >= 9 and {"evaluate_fidelity_transforms", 'f"evaluate_{evaluation.name}"', "fitter.rule"} <= set(rules)
+    # The scripts bind them through `start_model_job`, the generic scripts of the registered
+    # evaluations and of the fitted variant kinds through `run_variant_job` and `run_fit_job`, which call it.
     helpers = {"run_variant_job(snakemake)": inspect.getsource(run_variant_job),
+               "run_fit_job(snakemake)": inspect.getsource(run_fit_job),
                "start_model_job(snakemake)": inspect.getsource(start_model_job)}
     for rule, script in rules.items():
         text = (repo_root / "workflow" / "scripts" / script).read_text()
-        for call, source in helpers.items():  # run_variant_job's source calls start_model_job
+        for call, source in helpers.items():  # run_*_job's source calls start_model_job
             text += source if call in text else ""
         assert "bind_gpus(snakemake.resources.gpu)" in text, (rule, script)

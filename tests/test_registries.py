@@ -153,3 +153,40 @@ def test_every_registered_evaluation_resolves_its_functions_and_captions(repo_ro
         assert len(evaluation.table.caption_text(settings)) > 100
         assert len(evaluation.figure.caption_text(settings)) > 100
         assert all("{model}" in path and "{variant}" in path for path in evaluation.outputs.values())
+
+
+# Registers a toy kind with a fitted file and a variant of it, then dry-runs `all`.
+RUN_WITH_FITTED_TOY = """
+import sys
+
+from cft.styles import Style
+from cft.variants import Fitter, register_variant, register_variant_kind
+
+fitter = Fitter("fit_toy", "toy:fit", {"scale": "results/variants/{model}/{variant}/scale.json"}, "temperature")
+register_variant_kind("toy", input_key="scale", input_path="results/variants/{model}/{variant}/scale.json",
+                      transforms_logits=True, fitter=fitter)(lambda model, files: model)
+register_variant("toy", "toy", Style("#117733", "d", "-", "**"))
+
+from snakemake.cli import main
+
+main(sys.argv[1:])
+"""
+
+
+def test_a_fitted_toy_kind_registered_alone_gets_its_fit_job(repo_root, tmp_path):
+    """A kind with a `Fitter` (settings of an existing `baselines` section here, to leave the schema
+    alone) gets its fit job, and every evaluation that takes it reads the fitted file."""
+    shutil.copytree(repo_root / "config", tmp_path / "config")
+    (tmp_path / "data").symlink_to(repo_root / "data")
+    (tmp_path / "toy.yaml").write_text(TOY_CONFIG.format(generalization="[base, toy]"))
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_WITH_FITTED_TOY, "-n", "-p", "--nolock", "--forceall", "--workflow-profile", "none",
+         "--snakefile", str(repo_root / "workflow" / "Snakefile"), "--configfile", "config/config.yaml", "toy.yaml",
+         "--", "all"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rule fit_toy:" in run.stdout
+    assert "output: results/variants/smollm2_135m/toy/scale.json" in run.stdout
+    # The toy's evaluations (one per evaluation it takes) and the fit itself read or write the file.
+    assert run.stdout.count("results/variants/smollm2_135m/toy/scale.json") >= len(OUTPUTS) + 1
+    assert all(output.format(v="toy") in run.stdout for output in OUTPUTS.values())

@@ -59,6 +59,36 @@ class UnknownVariant(ValueError):
 
 
 @dataclass(frozen=True)
+class Fitter:
+    """How the workflow writes the file a kind needs (`workflow/rules/baselines.smk` writes the rule from
+    this entry alone): rule ``rule``, one job per model and variant of the kind, which calls
+    ``function(job: FitJob)`` ("module:function", imported only in the job) on the frozen base model
+    and the training subset, with the ``baselines.<settings>`` config section plus the evaluations'
+    target. ``outputs`` are the job's files by name, with {model} and, where each variant of the kind
+    has files of its own, {variant}; the kind's ``input_key`` names one of them."""
+
+    rule: str
+    function: str
+    outputs: Mapping[str, str]
+    settings: str
+    # Host memory of a training job (an ATS head is trained) rather than of an evaluation.
+    training: bool = False
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What a fitter's function receives."""
+
+    model_record_path: str
+    variant: str
+    prompts_path: str
+    settings: Mapping[str, Any]
+    outputs: Mapping[str, str]
+    device: str | None
+    threads: int | None
+
+
+@dataclass(frozen=True)
 class VariantKind:
     """How one kind of variant turns the base model into the evaluated model, and what it can do.
 
@@ -68,7 +98,9 @@ class VariantKind:
     plain prompt. ``teacher_forceable`` is False where the answer's probabilities cannot be read
     teacher-forced right after the prompt (SSoT samples its answer after a generated seed string and
     reasoning). ``has_logits`` is False where the variant is no model of its own to score text with
-    (a prompting protocol leaves the base model's log-likelihoods as they are).
+    (a prompting protocol leaves the base model's log-likelihoods as they are). ``fitter`` says how
+    the workflow writes the kind's file where it is fitted on the base model (a temperature, an ATS
+    head); a trained adapter's file comes from the training rules instead.
     """
 
     name: str
@@ -79,6 +111,7 @@ class VariantKind:
     teacher_forceable: bool = True
     has_logits: bool = True
     transforms_logits: bool = False
+    fitter: Fitter | None = None
 
     @property
     def plain_format(self) -> bool:
@@ -136,6 +169,31 @@ def variant_kind(name: str, adapters: Sequence[str] = ()) -> VariantKind:
         return VARIANT_KINDS[prefix]
     allowed = sorted(set(VARIANTS) | set(VARIANT_KINDS) - {"adapter"} | set(adapters))
     raise UnknownVariant(f"variant {name!r} is none of {allowed} nor '<kind>_<name>' of a kind")
+
+
+def fitted_kinds(variants: Iterable[str]) -> dict[str, list[str]]:
+    """The kinds with a fitter among ``variants``, each with its variants there, in order."""
+    kinds: dict[str, list[str]] = {}
+    for name in variants:
+        kind = variant_kind(name) if name in VARIANTS else None
+        if kind is not None and kind.fitter is not None:
+            kinds.setdefault(kind.name, []).append(name)
+    return kinds
+
+
+def run_fit_job(snakemake: Any) -> None:
+    """The job of `workflow/scripts/fit_variant.py`: the fitter of the rule's kind, on its inputs."""
+    from cft.evaluations import load_function
+    from cft.jobs import start_model_job
+
+    start_model_job(snakemake)
+    fitter = VARIANT_KINDS[snakemake.params.kind].fitter
+    # A kind with one file per model (the temperature) has no {variant} wildcard: its variant is the kind.
+    variant = snakemake.wildcards.get("variant", snakemake.params.kind)
+    job = FitJob(model_record_path=snakemake.input.model, variant=variant, prompts_path=snakemake.input.prompts,
+                 settings=snakemake.params.settings, outputs=dict(snakemake.output), device=snakemake.params.device,
+                 threads=snakemake.threads)
+    load_function(fitter.function)(job)
 
 
 def variant_files(model: str, name: str, adapters: Sequence[str] = ()) -> dict[str, str]:
@@ -198,13 +256,20 @@ def _adapter(model, files):
 
 
 @register_variant_kind("temperature", input_key="temperature",
-                       input_path="results/variants/{model}/temperature.json", transforms_logits=True)
+                       input_path="results/variants/{model}/temperature.json", transforms_logits=True,
+                       fitter=Fitter("fit_temperature", "cft.baselines.temperature:fit_temperature_job",
+                                     {"temperature": "results/variants/{model}/temperature.json"}, "temperature"))
 def _temperature(model, files):
     return with_logit_transform(model, GlobalTemperature(read_json(files["temperature"])["temperature"]))
 
 
 @register_variant_kind("ats", input_key="ats_head", input_path="results/variants/{model}/{variant}/head.pt",
-                       transforms_logits=True)
+                       transforms_logits=True,
+                       fitter=Fitter("train_ats", "cft.baselines.ats:train_ats_job",
+                                     {"head": "results/variants/{model}/{variant}/head.pt",
+                                      "record": "results/variants/{model}/{variant}/head.json",
+                                      "log_csv": "results/variants/{model}/{variant}/train_log.csv"},
+                                     "ats", training=True))
 def _ats(model, files):
     from cft.baselines.ats import load_ats_head
 

@@ -4,47 +4,33 @@
 # on the train prompts. `ssot` is a prompt protocol and needs no file.
 
 
-rule fit_temperature:
-    input:
-        model="results/models/{model}.json",
-        prompts="results/datasets/train_subset.jsonl",
-    output:
-        temperature="results/variants/{model}/temperature.json",
-    log:
-        "logs/fit_temperature/{model}.log",
-    benchmark:
-        "benchmarks/fit_temperature/{model}.tsv"
-    threads: model_job_threads()
-    resources:
-        **model_job_resources(),
-    params:
-        settings=lambda wc: {**config["baselines"]["temperature"], **baseline_target_settings()},
-        device=torch_device(),
-    script:
-        "../scripts/fit_temperature.py"
+# One rule per kind with a fitter (cft.variants.Fitter), written from the kind's registry entry:
+# fit_temperature (one temperature per model) and train_ats (one head per model and ATS variant).
+for kind, fitter in FITTERS.items():
 
-
-rule train_ats:
-    input:
-        model="results/models/{model}.json",
-        prompts="results/datasets/train_subset.jsonl",
-    output:
-        head="results/variants/{model}/{ats_variant}/head.pt",
-        record="results/variants/{model}/{ats_variant}/head.json",
-        log_csv="results/variants/{model}/{ats_variant}/train_log.csv",
-    log:
-        "logs/train_ats/{model}_{ats_variant}.log",
-    benchmark:
-        "benchmarks/train_ats/{model}_{ats_variant}.tsv"
-    threads: model_job_threads()
-    resources:
-        **model_job_resources(training=True),
-    params:
-        loss=lambda wc: wc.ats_variant.removeprefix("ats_"),
-        settings=lambda wc: {**config["baselines"]["ats"], **baseline_target_settings()},
-        device=torch_device(),
-    script:
-        "../scripts/train_ats.py"
+    rule:
+        name:
+            fitter.rule
+        input:
+            model="results/models/{model}.json",
+            prompts="results/datasets/train_subset.jsonl",
+        output:
+            **fitter.outputs,
+        log:
+            f"logs/{fitter.rule}/{fit_job_stem(fitter)}.log",
+        benchmark:
+            f"benchmarks/{fitter.rule}/{fit_job_stem(fitter)}.tsv"
+        wildcard_constraints:
+            variant="|".join(FITTED_KINDS[kind]),
+        threads: model_job_threads()
+        resources:
+            **model_job_resources(training=fitter.training),
+        params:
+            kind=kind,
+            settings={**config["baselines"][fitter.settings], **baseline_target_settings()},
+            device=torch_device(),
+        script:
+            "../scripts/fit_variant.py"
 
 
 rule fig_baselines:

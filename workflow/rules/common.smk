@@ -13,7 +13,8 @@ from cft.grids import SPLITS
 from cft.transfer.noveltybench import PROMPT_SET_FILES
 from cft.training import METHODS as METHOD_REGISTRY
 from cft.variants import VARIANTS as VARIANT_REGISTRY
-from cft.variants import evaluated_variants, shares_base_decoder, variant_files, variant_kind
+from cft.variants import VARIANT_KINDS, evaluated_variants, fitted_kinds, shares_base_decoder, variant_files
+from cft.variants import variant_kind
 
 try:
     config = validate_config(config)
@@ -57,7 +58,6 @@ wildcard_constraints:
     method="|".join([*METHOD_REGISTRY, *ABLATIONS]),
     split="|".join(SPLITS),
     variant="|".join([*METHOD_REGISTRY, *ABLATIONS, *VARIANT_REGISTRY]),
-    ats_variant="|".join(v.name for v in VARIANT_REGISTRY.values() if v.kind == "ats"),
 
 
 FIDELITY_FIGURES = ["fidelity_summary", "fidelity_heatmap", "fidelity_overlays", "fidelity_valid_rate"]
@@ -222,6 +222,16 @@ def fidelity_distributions(wildcards):
         for model in MODELS
         for variant in VARIANTS
     }
+
+
+# The kinds with a fitter among the evaluated variants (baselines.smk), with their variants.
+FITTED_KINDS = fitted_kinds(VARIANTS)
+FITTERS = {kind: VARIANT_KINDS[kind].fitter for kind in FITTED_KINDS}
+
+
+def fit_job_stem(fitter):
+    """A fit job's log and benchmark name: the wildcards of its outputs."""
+    return "{model}_{variant}" if any("{variant}" in path for path in fitter.outputs.values()) else "{model}"
 
 
 def baseline_target_settings():

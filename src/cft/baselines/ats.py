@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ from cft.targets import TargetSection, sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
 from cft.trie import TokenTrie
+
+if TYPE_CHECKING:  # the job record only; cft.variants opens these modules lazily
+    from cft.variants import FitJob
 
 log = logging.getLogger(__name__)
 
@@ -242,3 +245,11 @@ def train_ats(*, model_record_path: str | Path, loss: str, prompts_path: str | P
     write_csv(log_csv, frame)
     write_json(record_out, record)
     return frame
+
+
+def train_ats_job(job: FitJob) -> pd.DataFrame:
+    """The workflow's job (the kind's `cft.variants.Fitter`): the head of variant ``ats_<loss>``."""
+    return train_ats(model_record_path=job.model_record_path, loss=job.variant.removeprefix("ats_"),
+                     prompts_path=job.prompts_path, settings=job.settings, head_out=job.outputs["head"],
+                     record_out=job.outputs["record"], log_csv=job.outputs["log_csv"], device=job.device,
+                     threads=job.threads)

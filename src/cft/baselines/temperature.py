@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -28,6 +28,9 @@ from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_ba
 from cft.targets import TargetSection
 from cft.training.data import balanced_order
 from cft.trie import TokenTrie
+
+if TYPE_CHECKING:  # the job record only; cft.variants opens these modules lazily
+    from cft.variants import FitJob
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +120,10 @@ def fit_global_temperature(*, model_record_path: str | Path, prompts_path: str |
         "seconds": time.perf_counter() - started, "environment": environment_record(),
     })
     return fit
+
+
+def fit_temperature_job(job: FitJob) -> TemperatureFit:
+    """The workflow's job (the kind's `cft.variants.Fitter`): one temperature per model."""
+    return fit_global_temperature(model_record_path=job.model_record_path, prompts_path=job.prompts_path,
+                                  settings=job.settings, out_json=job.outputs["temperature"], device=job.device,
+                                  threads=job.threads)
