@@ -146,3 +146,19 @@ def test_ssot_bench_cuts_at_the_first_answer_outside_thinking():
     assert text[:end].endswith("<answer>2</answer>")
     assert bench_ssot.first_answer_end("<answer>2") is None
     assert bench_ssot.first_answer_end("<think><answer>1</answer>") is None  # inside an open trace
+
+
+def test_compare_tables_finds_a_changed_cell_and_a_missing_table(tmp_path):
+    from bench.compare_tables import compare_tables, main
+
+    for run in ("a", "b"):
+        (tmp_path / run / "results" / "tables").mkdir(parents=True)
+        (tmp_path / run / "results" / "tables" / "t.csv").write_text("x,y\n1,2\n")
+    assert compare_tables(tmp_path / "a", tmp_path / "b") == []
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    (tmp_path / "b" / "results" / "tables" / "t.csv").write_text("x,y\n1,3\n")
+    (tmp_path / "a" / "results" / "tables" / "u.csv").write_text("z\n0\n")
+    problems = compare_tables(tmp_path / "a", tmp_path / "b")
+    assert problems == [f"only in {tmp_path / 'a'}: u.csv",
+                        "t.csv: shapes (1, 2) / (1, 2), columns in one only [], differing ['y']"]
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
