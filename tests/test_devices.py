@@ -69,16 +69,19 @@ def test_a_job_requesting_more_gpus_than_the_machine_has_fails(tmp_path):
 
 
 def test_local_gpu_profile_runs_one_gpu_jobs_side_by_side(repo_root):
-    """Under profiles/local-gpu (16 cores, 2 GPUs), every job that runs a model asks for 1 GPU and
-    16 / 2 = 8 threads: two of them fit the profile's limits at once. Without the GPU cap (the CPU
-    default), such a job takes every core."""
+    """Under profiles/local-gpu (16 cores, 2 GPUs), every job that runs a model asks for 1 GPU and the
+    config's torch_threads (config/paper.yaml's 8): two of them fit the profile's limits at once.
+    Without a profile, `--cores` does not change what a model job asks for."""
     import yaml
 
     profile = yaml.safe_load((repo_root / "profiles/local-gpu/config.yaml").read_text())
+    paper = yaml.safe_load((repo_root / "config/paper.yaml").read_text())
     cores, gpus = profile["cores"], profile["resources"]["gpu"]
     assert gpus >= 2
     target = "results/fidelity/smollm2_135m/soft/distributions.json"
-    result = snakemake(repo_root, "-n", "--forceall", "--workflow-profile", "profiles/local-gpu", "--", target)
+    result = snakemake(repo_root, "-n", "--forceall", "--workflow-profile", "profiles/local-gpu",
+                       # (--config replaces the profile's `config`, so its device is repeated.)
+                       "--config", "device=cuda", f"torch_threads={paper['torch_threads']}", "--", target)
     assert result.returncode == 0, result.stderr[-3000:]
     model_jobs = 0
     for block in result.stdout.split("\n\n"):
@@ -86,12 +89,16 @@ def test_local_gpu_profile_runs_one_gpu_jobs_side_by_side(repo_root):
             continue
         model_jobs += 1
         threads = int(next(line for line in block.splitlines() if line.strip().startswith("threads:")).split()[-1])
-        assert threads == cores // gpus, block
-        assert 2 * threads <= cores
+        assert threads == paper["torch_threads"], block
+        assert gpus * threads <= cores
     assert model_jobs >= 2   # train_adapter and evaluate_fidelity
+    default = yaml.safe_load((repo_root / "config/config.yaml").read_text())
+    assert default["torch_threads"] < 4
     cpu = snakemake(repo_root, "-n", "--forceall", "--cores", "4", "--", target)
     assert cpu.returncode == 0, cpu.stderr[-3000:]
-    assert "threads: 4" in cpu.stdout
+    # Below the config's count, Snakemake grants a job fewer threads than it asks for; the job runs
+    # torch at the config's count either way (cft.jobs.torch_threads, tests/test_thread_counts.py).
+    assert f"threads: {default['torch_threads']}" in cpu.stdout and "threads: 4" not in cpu.stdout
 
 
 def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):

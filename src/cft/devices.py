@@ -9,6 +9,8 @@ killed job never leaves a device taken.
 
 Under SLURM the scheduler has already bound the job's devices (`SLURM_JOB_ID` is set): nothing is
 claimed. Jobs that request no GPU claim nothing either.
+
+A job's CPU threads are fixed the same way, by the job itself (`use_threads`).
 """
 
 from __future__ import annotations
@@ -94,3 +96,18 @@ def bind_gpus(count: int, environ=os.environ) -> list[str]:
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
     log.info("bound to GPU %s (CUDA_VISIBLE_DEVICES)", ",".join(claimed))
     return claimed
+
+
+def use_threads(threads: int) -> None:
+    """Run torch's CPU operations and the BLAS of numpy and scipy at ``threads`` threads.
+
+    Both split their float reductions (a matmul's, a long dot product's partial sums) by thread, so
+    the result changes with the thread count. Snakemake sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
+    of a job to the threads it grants, fewer than the job asks for when `--cores` is lower, and a
+    cluster job gets what its allocation says: a job that sets both counts from its config gives the
+    same numbers wherever it runs (docs/running.md, "What is reproducible")."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads, user_api="blas")

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
@@ -98,9 +99,14 @@ def package_versions() -> dict[str, str | None]:
 
 
 def environment_record() -> dict[str, Any]:
-    """What a result was computed with: package versions, Python and platform."""
-    return {
+    """What a result was computed with: package versions, Python, platform and, in a job that runs
+    torch, its CPU thread count (a setting of the results, `cft.devices.use_threads`)."""
+    record = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
     }
+    # Only where torch is loaded already: the table jobs do not import it for this.
+    if "torch" in sys.modules:
+        record["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return record

@@ -2,7 +2,7 @@
 
 The scripts under `workflow/scripts/` receive Snakemake's `snakemake` object; these helpers read the
 parts that the rules declare the same way for every evaluation (`variant_inputs` in
-`workflow/rules/common.smk`, `params.device`, `threads`)."""
+`workflow/rules/common.smk`, `params.device`, the config's `torch_threads`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ def start_model_job(snakemake: Any) -> None:
     bind_gpus(snakemake.resources.gpu)
 
 
+def torch_threads(snakemake: Any) -> int:
+    """The torch thread count of a job that runs a model: the config's `torch_threads`.
+
+    Not `snakemake.threads`: Snakemake lowers a job's threads to `--cores`, and on a cluster the
+    allocation decides them, while float reductions (matmuls, sums, log-normalizers) change with the
+    thread count, so results would change with `--cores` or local vs SLURM (docs/running.md, "What
+    is reproducible"). `snakemake.config` is the config before validation filled in defaults, hence
+    the schema's default for a config that does not set it."""
+    from cft.config import SCHEMA_PATH, load_yaml
+
+    if "torch_threads" in snakemake.config:
+        return snakemake.config["torch_threads"]
+    return load_yaml(SCHEMA_PATH)["properties"]["torch_threads"]["default"]
+
+
 def variant_job(snakemake: Any) -> dict[str, Any]:
     """The keyword arguments naming the evaluated (model, variant) and where it runs: the model record,
     the variant's name and input files (an adapter, a fitted temperature, an ATS head), the device and
@@ -37,5 +52,5 @@ def variant_job(snakemake: Any) -> dict[str, Any]:
         "variant": snakemake.wildcards.variant,
         "variant_files": dict(snakemake.input),
         "device": snakemake.params.device,
-        "threads": snakemake.threads,
+        "threads": torch_threads(snakemake),
     }

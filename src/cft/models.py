@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from cft.devices import use_threads
 from cft.io import read_json, write_json
 
 # transformers and huggingface_hub are imported inside the functions that use them: cft.config
@@ -298,7 +299,7 @@ def load_frozen_base(model_record_path: str | os.PathLike, device: str | None = 
     """(model record, tokenizer, base model in eval mode) for fitting a baseline on the frozen model;
     ``device`` None picks CUDA when the machine has it."""
     if threads:
-        torch.set_num_threads(threads)
+        use_threads(threads)
     record = read_json(model_record_path)
     tokenizer = load_tokenizer(record["path"])
     return record, tokenizer, load_model(record["path"], dtype=record["dtype"], device=pick_device(device))

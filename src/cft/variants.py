@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cft.devices import use_threads
 from cft.evaluations import get_evaluation
 from cft.io import read_json
 from cft.logits import GlobalTemperature, with_logit_transform
@@ -184,7 +185,7 @@ def fitted_kinds(variants: Iterable[str]) -> dict[str, list[str]]:
 def run_fit_job(snakemake: Any) -> None:
     """The job of `workflow/scripts/fit_variant.py`: the fitter of the rule's kind, on its inputs."""
     from cft.evaluations import load_function
-    from cft.jobs import start_model_job
+    from cft.jobs import start_model_job, torch_threads
 
     start_model_job(snakemake)
     fitter = VARIANT_KINDS[snakemake.params.kind].fitter
@@ -192,7 +193,7 @@ def run_fit_job(snakemake: Any) -> None:
     variant = snakemake.wildcards.get("variant", snakemake.params.kind)
     job = FitJob(model_record_path=snakemake.input.model, variant=variant, prompts_path=snakemake.input.prompts,
                  settings=snakemake.params.settings, outputs=dict(snakemake.output), device=snakemake.params.device,
-                 threads=snakemake.threads)
+                 threads=torch_threads(snakemake))
     load_function(fitter.function)(job)
 
 
@@ -411,7 +412,7 @@ def open_variant(model_record_path: str | Path, variant: str, *, evaluation: str
     falls back to hf (an external backend such as vLLM loads its own).
     """
     if threads:
-        torch.set_num_threads(threads)
+        use_threads(threads)
     files = _kind_files(files, adapter_dir)
     kind = resolve_kind(variant, files)
     unmet = unmet_needs(evaluation, kind)

@@ -114,14 +114,10 @@ def gpus_for(name):
 
 
 def model_job_threads():
-    """Threads of a job that runs a model: every core, except where the profile caps the GPUs in use
-    at once (`resources: gpu: N`, profiles/local-gpu): then the cores per GPU, so that N 1-GPU jobs
-    run side by side, each on its own device (cft.devices)."""
-    gpus = workflow.global_resources.get("gpu")
-    gpus = gpus.value if gpus is not None else None
-    if on_gpu() and gpus:
-        return max(workflow.cores // gpus, 1)
-    return max(workflow.cores, 1)
+    """Threads of a job that runs a model: the config's `torch_threads`, which the job also sets as
+    torch's thread count (cft.jobs.torch_threads) whatever Snakemake or the scheduler grants, so
+    that results do not change with `--cores` or the allocation."""
+    return config["torch_threads"]
 
 
 def model_job_resources(training=False, runtime=None, gpus=None, mem_mb=None, passes=1):

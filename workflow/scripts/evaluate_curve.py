@@ -1,6 +1,6 @@
 from cft.evaluation.curve import evaluate_curve
 from cft.evaluation.fidelity import FidelitySettings
-from cft.jobs import start_model_job
+from cft.jobs import start_model_job, torch_threads
 
 if __name__ == "__main__":
     start_model_job(snakemake)
@@ -15,5 +15,5 @@ if __name__ == "__main__":
         prompts_csv=snakemake.output.prompts,
         steps_csv=snakemake.output.steps,
         device=snakemake.params.device,
-        threads=snakemake.threads,
+        threads=torch_threads(snakemake),
     )

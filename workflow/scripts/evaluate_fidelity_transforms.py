@@ -1,5 +1,5 @@
 from cft.evaluation.fidelity import FidelityOutputs, FidelitySettings, evaluate_fidelity_transforms
-from cft.jobs import start_model_job
+from cft.jobs import start_model_job, torch_threads
 
 if __name__ == "__main__":
     start_model_job(snakemake)
@@ -12,5 +12,5 @@ if __name__ == "__main__":
         settings=FidelitySettings(**snakemake.params.settings),
         outputs={variant: FidelityOutputs(*files) for variant, files in zip(variants, outputs)},
         device=snakemake.params.device,
-        threads=snakemake.threads,
+        threads=torch_threads(snakemake),
     )

@@ -1,4 +1,4 @@
-from cft.jobs import start_model_job
+from cft.jobs import start_model_job, torch_threads
 from cft.transfer.noveltybench import evaluate_noveltybench
 
 if __name__ == "__main__":
@@ -13,5 +13,5 @@ if __name__ == "__main__":
         scores_path=snakemake.output.scores,
         summary_path=snakemake.output.summary,
         device=snakemake.params.device,
-        threads=snakemake.threads,
+        threads=torch_threads(snakemake),
     )

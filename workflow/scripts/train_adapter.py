@@ -1,6 +1,6 @@
 import sys
 
-from cft.jobs import start_model_job
+from cft.jobs import start_model_job, torch_threads
 from cft.launch import tensorboard_dir, train_adapter_job
 
 if __name__ == "__main__":
@@ -20,7 +20,7 @@ if __name__ == "__main__":
         log_csv=snakemake.output.log_csv,
         record_path=snakemake.output.record,
         snapshots_dir=snakemake.output.snapshots,
-        threads=snakemake.threads,
+        threads=torch_threads(snakemake),
         device=snakemake.params.device,
         log=sys.stderr,
         # Also read from the config, for the same reason as the launcher; not a declared output,

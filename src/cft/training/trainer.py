@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, get_cosine_schedule_with_warmup, set_seed
 
 from cft.datasets import read_specs
+from cft.devices import use_threads
 from cft.io import atomic_path, atomic_write_text, environment_record, read_json, write_csv, write_json
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_model, load_tokenizer, resolve_dtype
 from cft.styles import OKABE_ITO, Style
@@ -538,7 +539,7 @@ def train(method: str, prompts: Sequence[Any], model_dir: str | os.PathLike, out
     if config.method != method:
         raise ValueError(f"method {method!r} does not match the config's method {config.method!r}")
     if threads:
-        torch.set_num_threads(threads)
+        use_threads(threads)
     out_dir = Path(out_dir)
     # Check the run directory before loading the weights, which can take minutes for large models.
     tokenizer = load_tokenizer(model_dir)

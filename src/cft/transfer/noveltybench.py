@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cft.devices import use_threads
 from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
 from cft.io import environment_record, read_json, read_jsonl, write_csv, write_json, write_jsonl
 from cft.models import format_prompt, strip_thinking
@@ -203,7 +204,7 @@ def evaluate_noveltybench(*, generations_path: str | Path, model_record_path: st
                           device: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Partition and score one generations file; write partitions, scores and summary.json."""
     if threads:
-        torch.set_num_threads(threads)
+        use_threads(threads)
     rows = read_jsonl(generations_path)
     scorer = make_similarity(classifier, device)
     rater = make_rater(reward, read_json(model_record_path), device)
