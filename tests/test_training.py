@@ -293,6 +293,17 @@ def test_lora_stays_fp32_over_a_bf16_base(tmp_path):
                if s.dim() > 0)
 
 
+def test_the_saved_adapter_config_does_not_depend_on_string_hashing(tmp_path):
+    """PEFT keeps target_modules as a set, whose order changes with each process's string hashing;
+    the trainer hands it a sorted list, saved as it is."""
+    tokenizer = char_tokenizer()
+    trainer = SoftTargetTrainer(tiny_llama(len(tokenizer)), tokenizer, PROMPTS[:2], tiny_config("soft", max_steps=1),
+                                tmp_path, progress=False)
+    assert trainer.model.peft_config["default"].target_modules == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    saved = json.loads((trainer.train() / "adapter_config.json").read_text())
+    assert saved["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]
+
+
 def adapter_weights(out_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(out_dir / "adapter" / "adapter_model.safetensors")
 

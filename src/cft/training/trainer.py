@@ -231,6 +231,10 @@ class CalibrationTrainer:
             target_modules=list(config.lora_target_modules), bias="none", task_type="CAUSAL_LM",
         )
         self.model = get_peft_model(model, lora)
+        # PEFT holds the target modules as a set and saves them in its iteration order, which changes
+        # with Python's per-process string hashing; as a sorted list they are saved as they are, so
+        # two runs of one config write the same adapter_config.json.
+        self.model.peft_config["default"].target_modules = sorted(self.model.peft_config["default"].target_modules)
         # LoRA weights, and with them the AdamW moments, stay fp32 even over a bf16 base: the
         # paper's bf16 adapter updates lose most of their low bits (section 12, item 15).
         self.trainable = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
