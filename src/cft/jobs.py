@@ -1,14 +1,32 @@
-"""What every workflow script shares: the job's log, and which model variant a job evaluates where.
+"""What every workflow script shares: the job's log, which model variant a job evaluates where, and
+the record a fitted variant kind's function receives (`FitJob`).
 
 The scripts under `workflow/scripts/` receive Snakemake's `snakemake` object; these helpers read the
 parts that the rules declare the same way for every evaluation (`variant_inputs` in
-`workflow/rules/common.smk`, `params.device`, `threads`)."""
+`workflow/rules/common.smk`, `params.device`, `threads`). This module imports no other of the package
+at its top, so that the fitters (`cft.baselines`) take their job record from here rather than from the
+variant registry (`cft.variants`) that names them."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What a fitter's function receives (`cft.variants.Fitter`, `cft.variants.run_fit_job`)."""
+
+    model_record_path: str
+    variant: str
+    prompts_path: str
+    settings: Mapping[str, Any]
+    outputs: Mapping[str, str]
+    device: str | None
+    threads: int | None
 
 
 def log_to(path: str) -> None:
