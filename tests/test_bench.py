@@ -1,8 +1,10 @@
-"""The bench suite's pure helpers on hand-made inputs (the benchmarks themselves are not run here)."""
+"""The bench suite's pure helpers on hand-made inputs (the benchmarks themselves are not run here), and
+the GPU check in its CPU smoke mode."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of scripts next to src/, not an installed package
 
-from bench import bench_exact, bench_ssot, bench_targets, bench_training, bench_workflow, run_all  # noqa: E402
+from bench import bench_exact, bench_ssot, bench_targets, bench_training, bench_workflow, gpu_check, run_all  # noqa: E402
 from bench.common import Goal, ModelShape, model_shape, training_step_flops  # noqa: E402
 from cft.evaluation.metrics import w1_to_target  # noqa: E402
 from cft.evaluation.parsing import ParsedSample  # noqa: E402
@@ -162,3 +164,39 @@ def test_compare_tables_finds_a_changed_cell_and_a_missing_table(tmp_path):
     assert problems == [f"only in {tmp_path / 'a'}: u.csv",
                         "t.csv: shapes (1, 2) / (1, 2), columns in one only [], differing ['y']"]
     assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+def run_gpu_check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHON": sys.executable})
+
+
+def test_gpu_check_smoke_mode_compares_every_step_on_the_tiny_model():
+    """`bench/gpu_check.sh --device cpu`: the GPU check's comparisons with CPU bf16 as the checked side."""
+    result = run_gpu_check("--device", "cpu", "--models", "tiny", "--threads", "1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("GPU CHECK passed: 14 of 14 comparisons within tolerance"), lines[-1]
+    # A comparison's line: the model, the step, then " | "-separated results ending in the verdict.
+    verdicts = {line.split(" | ")[0].removeprefix("tiny").strip(): line.rsplit(" ", 1)[1]
+                for line in lines if line.startswith("tiny ")}
+    assert verdicts == {step: "ok" for step in (
+        "soft trainer (load, LoRA)", "soft train step 1", "soft train step 2", "soft train step 3",
+        "hard trainer (load, LoRA)", "hard train step 1", "hard train step 2", "hard train step 3",
+        "score binomial (7 nodes)", "score binomial (7 nodes) KL", "score gaussian (3703 nodes)",
+        "score gaussian (3703 nodes) KL", "sample 16 seeds again", "sample 16 seeds")}
+    assert "LoRA float32 over bfloat16" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_check_without_cuda_fails_in_one_line():
+    result = run_gpu_check()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("gpu_check: CUDA is not available to torch") and result.stderr.count("\n") == 1
+
+
+def test_gpu_check_counts_the_draws_that_picked_differently():
+    # Alike to the end (3 draws: 2 characters and the end); apart at the third character (2 alike);
+    # apart at the first; one ends where the other goes on (1 alike, then the end against "b").
+    texts, reference = ["ab", "abc", "xy", "a"], ["ab", "abd", "zy", "ab"]
+    assert gpu_check.differing_draws(texts, reference) == (3, 3 + 3 + 2 + 0 + 1)

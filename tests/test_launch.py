@@ -1,5 +1,6 @@
-"""Multi-GPU training: the launcher commands, when a job uses one, and a real two-process torchrun
-(gloo, CPU) whose adapter equals that of one process training on the same global batches."""
+"""Multi-GPU training: the launcher commands, when a job uses one, DistributedDataParallel's gradient
+averaging over two gloo processes, and a real two-process torchrun (gloo, CPU) whose adapter equals
+that of one process training on the same global batches."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from cft.io import write_jsonl
 from cft.launch import entry_point_args, launcher_command, train_adapter_job, uses_launcher
+from cft.training.distributed import data_parallel
 from cft.prompts import PromptSpec
 from tiny_models import save_tiny_record
 
@@ -78,6 +82,55 @@ def test_paper_config_launches_the_largest_models(repo_root):
     assert launched == ["gemma3_27b", "gpt_oss_20b"]
     default = load_config(repo_root / "config/config.yaml")
     assert default["train"]["launcher"]["kind"] == "none"
+
+
+def two_layers() -> torch.nn.ModuleDict:
+    torch.manual_seed(0)
+    return torch.nn.ModuleDict({"used": torch.nn.Linear(3, 1), "unused": torch.nn.Linear(3, 1)})
+
+
+def square_loss(layers: torch.nn.ModuleDict, batch) -> torch.Tensor:
+    return layers["used"](batch["x"]).square().sum()
+
+
+def rank_input(rank: int, step: int) -> torch.Tensor:
+    return torch.full((1, 3), float(rank + 1 + step))
+
+
+def data_parallel_steps(rank: int, rendezvous: str, out: str) -> None:
+    """Two backward passes on rank `rank` of 2, each on this rank's own input; saves the gradients."""
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    layers = two_layers()
+    loss = data_parallel(layers, lambda batch: square_loss(layers, batch))
+    grads = []
+    for step in range(2):
+        loss({"x": rank_input(rank, step)}).backward()
+        grads.append({name: None if p.grad is None else p.grad.clone() for name, p in layers.named_parameters()})
+        layers.zero_grad(set_to_none=True)
+    torch.save(grads, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_data_parallel_averages_gradients_and_leaves_unused_parameters_alone(tmp_path):
+    """Through `data_parallel` every process ends its backward with the mean of the processes' own
+    gradients, and a parameter the loss never reaches (a multimodal model's vision tower under LoRA)
+    keeps no gradient, step after step, instead of stopping DDP at the second step."""
+    mp.spawn(data_parallel_steps, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    layers = two_layers()
+    for step in range(2):
+        expected = {}
+        for rank in (0, 1):
+            layers.zero_grad(set_to_none=True)
+            square_loss(layers, {"x": rank_input(rank, step)}).backward()
+            for name, p in layers.named_parameters():
+                if p.grad is not None:
+                    expected[name] = expected.get(name, 0) + p.grad / 2
+        assert set(expected) == {"used.weight", "used.bias"}
+        for grads in ranks:
+            assert grads[step]["unused.weight"] is None and grads[step]["unused.bias"] is None
+            for name, grad in expected.items():
+                torch.testing.assert_close(grads[step][name], grad)
 
 
 PROMPTS = [

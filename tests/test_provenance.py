@@ -64,6 +64,11 @@ def test_manifest_records_the_run_and_a_rerun_gives_the_same_tables(repo_root, t
         assert known.returncode == 0 and isinstance(first["git"]["dirty"], bool)
     assert first["packages"]["torch"] and first["machine"]["cpu_cores"] >= 1
     assert first["machine"]["snakemake_cores"] == 2
+    # At --cores 1 Snakemake grants a model job one thread; it runs at the config's two all the same.
+    for root in ("first", "second"):
+        summaries = list((tmp_path / root / "results/noveltybench/tiny/base").glob("nb-*/summary.json"))
+        assert summaries and all(json.loads(path.read_text())["environment"]["torch_threads"] == 2
+                                 for path in summaries)
     tiny = first["models"]["tiny"]
     assert tiny["files"] == sha256_tree(tmp_path / "first" / "tiny_model")
     assert "noveltybench_classifier_stand_in" in first["models"]

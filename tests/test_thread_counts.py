@@ -154,5 +154,3 @@ class Job:
 def test_a_job_runs_at_the_configs_threads_not_the_granted_ones():
     assert torch_threads(Job({"torch_threads": 3}, threads=1)) == 3
     assert torch_threads(Job({"torch_threads": 1}, threads=8)) == 1
-    # A config that leaves it out (Snakemake's config before validation): the schema's default.
-    assert torch_threads(Job({}, threads=8)) == 2

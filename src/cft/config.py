@@ -6,7 +6,9 @@ checks, so it is refused first, by key path). JSON Schema (workflow/schemas/conf
 checks types, finite ranges and unknown keys and fills in defaults; the checks it cannot express
 (known family ids and task names, train/held-out overlap, keys that must agree with other keys)
 follow in `validate_config`. Every failure is one `ConfigError` line that names the offending key
-(both keys, for a disagreement) and what is allowed there.
+(both keys, for a disagreement) and what is allowed there. `ConfigError` lives in `cft.errors`, so that
+the domain modules whose settings are checked here (the transfer evaluations) raise it without
+importing this module.
 """
 
 from __future__ import annotations
@@ -22,13 +24,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cft.errors import ConfigError
 from cft.targets import TargetSettings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the key."""
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -151,8 +151,8 @@ def run_table_job(snakemake: Any) -> None:
 
 
 def run_figure_job(snakemake: Any) -> None:
-    from cft.figures.style import stand_in_note
     from cft.jobs import log_to
+    from cft.models import stand_in_note
 
     log_to(snakemake.log[0])
     figure = get_evaluation(snakemake.params.evaluation).figure

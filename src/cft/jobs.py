@@ -1,14 +1,32 @@
-"""What every workflow script shares: the job's log, and which model variant a job evaluates where.
+"""What every workflow script shares: the job's log, which model variant a job evaluates where, and
+the record a fitted variant kind's function receives (`FitJob`).
 
 The scripts under `workflow/scripts/` receive Snakemake's `snakemake` object; these helpers read the
 parts that the rules declare the same way for every evaluation (`variant_inputs` in
-`workflow/rules/common.smk`, `params.device`, the config's `torch_threads`)."""
+`workflow/rules/common.smk`, `params.device`, the config's `torch_threads`). This module imports no other of the package
+at its top, so that the fitters (`cft.baselines`) take their job record from here rather than from the
+variant registry (`cft.variants`) that names them."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What a fitter's function receives (`cft.variants.Fitter`, `cft.variants.run_fit_job`)."""
+
+    model_record_path: str
+    variant: str
+    prompts_path: str
+    settings: Mapping[str, Any]
+    outputs: Mapping[str, str]
+    device: str | None
+    threads: int | None
 
 
 def log_to(path: str) -> None:
@@ -29,18 +47,14 @@ def start_model_job(snakemake: Any) -> None:
 
 
 def torch_threads(snakemake: Any) -> int:
-    """The torch thread count of a job that runs a model: the config's `torch_threads`.
+    """The thread count of a job that runs a model: the config's `torch_threads` (set in the scripts'
+    config by workflow/rules/common.smk, defaults included).
 
     Not `snakemake.threads`: Snakemake lowers a job's threads to `--cores`, and on a cluster the
     allocation decides them, while float reductions (matmuls, sums, log-normalizers) change with the
     thread count, so results would change with `--cores` or local vs SLURM (docs/running.md, "What
-    is reproducible"). `snakemake.config` is the config before validation filled in defaults, hence
-    the schema's default for a config that does not set it."""
-    from cft.config import SCHEMA_PATH, load_yaml
-
-    if "torch_threads" in snakemake.config:
-        return snakemake.config["torch_threads"]
-    return load_yaml(SCHEMA_PATH)["properties"]["torch_threads"]["default"]
+    is reproducible")."""
+    return snakemake.config["torch_threads"]
 
 
 def variant_job(snakemake: Any) -> dict[str, Any]:

@@ -148,6 +148,15 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 PROVENANCE_FILE = "cft_provenance.json"
 
 
+def stand_in_note(models: list[dict]) -> str:
+    """A suffix for figure titles naming the offline stand-ins among the configured models."""
+    packaged = [m["name"] for m in models if m["source"].startswith("packaged:")]
+    if not packaged:
+        return ""
+    return (f"\n{', '.join(packaged)}: packaged 4-bit GGUF de-quantized offline "
+            "(a stand-in close to, not identical with, the published weights)")
+
+
 def resolve_model_dir(source: str, cache_dir: str | os.PathLike) -> Path:
     """The local folder that holds the transformers checkpoint of `source`."""
     if source.startswith("packaged:"):

@@ -48,6 +48,7 @@ from torch import nn
 from cft.devices import use_threads
 from cft.evaluations import get_evaluation
 from cft.io import read_json
+from cft.jobs import FitJob, start_model_job, torch_threads
 from cft.logits import GlobalTemperature, with_logit_transform
 from cft.models import ChatOptions, load_model, load_tokenizer, pick_device
 from cft.styles import DARK_GREY, OKABE_ITO, TOL_INDIGO, Style
@@ -74,19 +75,6 @@ class Fitter:
     settings: str
     # Host memory of a training job (an ATS head is trained) rather than of an evaluation.
     training: bool = False
-
-
-@dataclass(frozen=True)
-class FitJob:
-    """What a fitter's function receives."""
-
-    model_record_path: str
-    variant: str
-    prompts_path: str
-    settings: Mapping[str, Any]
-    outputs: Mapping[str, str]
-    device: str | None
-    threads: int | None
 
 
 @dataclass(frozen=True)
@@ -185,7 +173,6 @@ def fitted_kinds(variants: Iterable[str]) -> dict[str, list[str]]:
 def run_fit_job(snakemake: Any) -> None:
     """The job of `workflow/scripts/fit_variant.py`: the fitter of the rule's kind, on its inputs."""
     from cft.evaluations import load_function
-    from cft.jobs import start_model_job, torch_threads
 
     start_model_job(snakemake)
     fitter = VARIANT_KINDS[snakemake.params.kind].fitter

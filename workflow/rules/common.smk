@@ -21,6 +21,9 @@ try:
 except ConfigError as error:
     # A WorkflowError is printed as its message alone; any other exception also gets a traceback.
     raise WorkflowError(f"invalid config: {error}") from None
+# The scripts receive the config as given, before validation filled in its defaults; the one key
+# they read themselves (cft.jobs.torch_threads) is set there too.
+workflow.config["torch_threads"] = config["torch_threads"]
 
 MODELS = [model["name"] for model in config["models"]]
 METHODS = list(config["train"]["methods"])

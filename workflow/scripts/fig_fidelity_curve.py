@@ -1,6 +1,6 @@
 from cft.figures.curve import plot_fidelity_curve
-from cft.figures.style import stand_in_note
 from cft.jobs import log_to
+from cft.models import stand_in_note
 
 if __name__ == "__main__":
     log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 from cft.figures.fidelity import plot_valid_rate
-from cft.figures.style import stand_in_note
 from cft.jobs import log_to
+from cft.models import stand_in_note
 
 if __name__ == "__main__":
     log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
-from cft.figures.style import stand_in_note
 from cft.figures.transfer import plot_mcq_positions
 from cft.jobs import log_to
+from cft.models import stand_in_note
 
 if __name__ == "__main__":
     log_to(snakemake.log[0])

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,15 +42,13 @@ from transformers import get_cosine_schedule_with_warmup
 
 from cft.datasets import read_specs
 from cft.io import atomic_path, environment_record, write_csv, write_json
+from cft.jobs import FitJob
 from cft.logits import with_logit_transform
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_base
 from cft.targets import TargetSection, sample_index
 from cft.training.data import Example, collate, epoch_batches
 from cft.training.losses import answer_logits, soft_target_kl
 from cft.trie import TokenTrie
-
-if TYPE_CHECKING:  # the job record only; cft.variants opens these modules lazily
-    from cft.variants import FitJob
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -24,13 +24,11 @@ from scipy.optimize import minimize_scalar
 from cft.datasets import read_specs
 from cft.evaluation.exact import NextTokenScorer, PromptScorer, exact_trie_kl, score_trie
 from cft.io import environment_record, write_json
+from cft.jobs import FitJob
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_base
 from cft.targets import TargetSection
 from cft.training.data import balanced_order
 from cft.trie import TokenTrie
-
-if TYPE_CHECKING:  # the job record only; cft.variants opens these modules lazily
-    from cft.variants import FitJob
 
 log = logging.getLogger(__name__)
 

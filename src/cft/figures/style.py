@@ -91,12 +91,3 @@ def plain_log_ticks(axis) -> None:
 
     axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
     axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
-
-
-def stand_in_note(models: list[dict]) -> str:
-    """A suffix for figure titles naming the offline stand-ins among the configured models."""
-    packaged = [m["name"] for m in models if m["source"].startswith("packaged:")]
-    if not packaged:
-        return ""
-    return (f"\n{', '.join(packaged)}: packaged 4-bit GGUF de-quantized offline "
-            "(a stand-in close to, not identical with, the published weights)")

@@ -28,8 +28,9 @@ rerun reaches the same final adapter as an uninterrupted one.
 
 Multi-GPU: started once per GPU by torchrun or accelerate (`cft.launch`, `python -m cft.training`),
 the trainer runs data-parallel (`cft.training.distributed`): `epoch_batches` shards every batch by
-(rank, world_size) with the paper's seed formula, the LoRA gradients are averaged across processes,
-and process 0 alone writes checkpoints, logs and the adapter.
+(rank, world_size) with the paper's seed formula, the loss runs through DistributedDataParallel, whose
+backward pass averages the LoRA gradients across processes, and process 0 alone writes checkpoints,
+logs and the adapter.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from cft.styles import OKABE_ITO, Style
 from cft.targets import HARD_TARGET, SOFT_TARGET, OutputSpace, sample_index
 from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
-from cft.training.distributed import (average_gradients, barrier, is_main_process, mean_across_processes,
+from cft.training.distributed import (barrier, data_parallel, is_main_process, mean_across_processes,
                                       sum_across_processes, world)
 from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl
 from cft.training.methods import get_method, register_method
@@ -248,6 +249,9 @@ class CalibrationTrainer:
         # The paper's schedule: linear warmup from lr 0 (so the first step does not move the
         # weights when there is any warmup), then a half cosine to 0, stepped once per update.
         self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, self.warmup_steps, self.total_steps)
+        # `compute_loss`, through DistributedDataParallel when several processes train: every process
+        # builds it here at once, as DDP's construction is collective.
+        self.step_loss = data_parallel(self.model, self.compute_loss)
         self.step = 0
         self.log_rows: list[dict[str, Any]] = []
         self.snapshot_steps = set(snapshot_steps(self.total_steps, config.snapshots))
@@ -327,11 +331,10 @@ class CalibrationTrainer:
             # Each process draws its own LoRA dropout masks, as a function of (seed, rank, step) so
             # that a resumed run repeats them.
             torch.manual_seed(self.config.seed + 1_000_003 * self.rank + self.step)
-        loss = self.compute_loss(batch)
+        loss = self.step_loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{self.method} loss is {loss.item()} at step {self.step + 1}")
         loss.backward()
-        average_gradients(p for _, p in self.trainable)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

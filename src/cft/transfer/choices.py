@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cft.config import ConfigError
+from cft.errors import ConfigError
 from cft.evaluation.exact import PromptScorer
 from cft.evaluations import VariantJob
 from cft.io import write_csv

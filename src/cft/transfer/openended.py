@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from cft.prompting.ssot import format_ssot_prompt, read_outputs, token_summary
-from cft.config import ConfigError
+from cft.errors import ConfigError
 from cft.evaluation.fidelity import make_sampler, prompt_key
 from cft.evaluation.sampling import SamplingSection, sample_seeds
 from cft.io import write_csv, write_jsonl
