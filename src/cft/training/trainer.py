@@ -507,7 +507,14 @@ class HardTargetTrainer(CalibrationTrainer):
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = answer_logits(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
-        return hard_target_ce(logits, batch["labels"])
+        loss = hard_target_ce(logits, batch["labels"])
+        if self.world_size == 1:
+            return loss
+        # A mean over this process's tokens; DDP averages the processes' gradients. Weighted by the
+        # process's share of the step's tokens, that average is the mean over every token of the step,
+        # as one process computes it at world_size times the batch.
+        tokens = float((batch["labels"] != -100).sum())
+        return loss * (tokens * self.world_size / sum_across_processes(tokens))
 
 
 def paper_output_space(spec: Any, config: TrainConfig) -> OutputSpace:
