@@ -76,7 +76,7 @@ def test_prepare_and_train_logs_say_what_the_job_did(tmp_path):
         "params": {"settings": {"method": "hard", "batch_size": 2, "samples_per_prompt": 1, "max_steps": 2,
                                 "checkpoint_every": 1, "target": {"max_bins": 11, "decimals": 1}},
                    "checkpoint_dir": str(checkpoints), "device": "cpu"},
-        "config": {"train": {}}, "wildcards": {"model": "tiny", "method": "hard"},
+        "config": {"train": {}, "torch_threads": 1}, "wildcards": {"model": "tiny", "method": "hard"},
     }
     train_log = run_script("train_adapter.py", train_job)
     assert "hard training from scratch: 2 steps" in train_log
