@@ -15,6 +15,12 @@ def default_config(repo_root):
     return load_yaml(repo_root / "config" / "config.yaml")
 
 
+@pytest.fixture(scope="module")
+def full_config(repo_root):
+    """config/full.yaml on top of the default, as `--configfile config/full.yaml` layers them."""
+    return deep_merge(load_yaml(repo_root / "config" / "config.yaml"), load_yaml(repo_root / "config" / "full.yaml"))
+
+
 def test_shipped_configs_validate(repo_root):
     default = load_config(repo_root / "config" / "config.yaml")
     paper = load_config(repo_root / "config" / "config.yaml", repo_root / "config" / "paper.yaml")
@@ -70,6 +76,7 @@ BAD_CONFIGS = [
     ("models.0.dtype", "int4", ["models[0].dtype", "bfloat16"]),
     ("models.0.chat", {"thinking": True}, ["thinking", "enable_thinking"]),
     ("seed", -3, ["seed"]),
+    ("evaluate.curve.splits", ["selected"], ["evaluate.curve.splits[0]", "unseen", "heldout"]),
     ("train", DELETE, ["train"]),
 ]
 
@@ -84,6 +91,14 @@ def test_bad_config_names_the_key(default_config, key, value, expected):
     assert "\n" not in message
     for fragment in expected:
         assert fragment in message, message
+
+
+def test_curve_splits_must_be_evaluated(default_config):
+    config = copy.deepcopy(default_config)
+    config["evaluate"]["splits"] = ["unseen"]
+    config["evaluate"]["curve"]["splits"] = ["heldout"]
+    with pytest.raises(ConfigError, match=r"evaluate\.curve\.splits\[0\].*'heldout' is not evaluated"):
+        validate_config(config)
 
 
 def test_duplicate_model_names(default_config):
@@ -104,11 +119,11 @@ def test_train_settings_layering(default_config):
     assert "samples_per_prompt" in hard and "samples_per_prompt" not in soft
 
 
-def test_methods_and_evaluations_get_the_target_they_name(default_config):
+def test_methods_and_evaluations_get_the_target_they_name(full_config):
     """The paper's per-method targets: soft, full support and exact digits train on the 1001-atom soft
     target, hard samples from 16384 atoms, and the evaluations score against soft's; an ablation
     varies the keys of its method's target."""
-    config = copy.deepcopy(default_config)
+    config = copy.deepcopy(full_config)
     config["targets"]["fine"] = {"decimals": 6, "max_bins": 4001}
     config["train"]["fullsupport"]["target"] = "fine"
     config["train"]["ablations"] = [{"method": "soft", "name": "soft_d{decimals}", "grid": {"decimals": [2]}},

@@ -31,11 +31,28 @@ def job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-def test_default_dry_run_runs_every_variant(repo_root):
+def test_default_dry_run_is_the_paper_matrix(repo_root):
     result = snakemake(repo_root, "-n", "--forceall", "all")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["make_split"] == 3
+    assert counts["train_adapter"] == 2  # soft, hard
+    assert "fit_temperature" not in counts and "train_ats" not in counts
+    assert counts["evaluate_fidelity"] == 3  # soft, hard and SSoT
+    assert counts["evaluate_fidelity_transforms"] == 1  # base
+    assert counts["evaluate_openended"] == 4  # SSoT included
+    assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 3  # no SSoT
+    assert counts["evaluate_perplexity"] == counts["noveltybench_generate"] == 3
+    assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
+    assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
+    assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1
+    assert "evaluate_generalization" not in counts and "make_generalization_sets" not in counts
+
+
+def test_full_dry_run_runs_every_variant(repo_root):
+    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile=config/full.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
     assert counts["train_adapter"] == 4  # soft, hard, fullsupport, exactdigit
     assert counts["fit_temperature"] == 1
     assert counts["train_ats"] == 2  # ats_smooth, ats_kl
@@ -44,22 +61,11 @@ def test_default_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_openended"] == 9  # SSoT included
     assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
     assert counts["tab_openended_choices"] == counts["fig_openended_choices"] == 1
-    assert counts["evaluate_curve"] == 2  # the snapshots of soft and hard (evaluate.curve)
+    assert counts["evaluate_curve"] == 2
     assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1
     assert counts["tab_fidelity_comparisons"] == counts["fig_fidelity_comparisons"] == 1
     assert counts["evaluate_generalization"] == 2  # base and soft on seen / inside / outside prompts
     assert counts["tab_fidelity_generalization"] == counts["make_generalization_sets"] == 1
-
-
-def test_core_dry_run_is_the_paper_matrix(repo_root):
-    result = snakemake(repo_root, "-n", "--forceall", "all", "--configfile=config/core.yaml")
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = job_counts(result.stdout)
-    assert counts["train_adapter"] == 2  # soft, hard
-    assert counts["evaluate_fidelity"] == 2 and counts["evaluate_fidelity_transforms"] == 1  # soft, hard; base
-    assert counts["evaluate_curve"] == 2
-    assert counts["tab_fidelity_comparisons"] == 1
-    assert "fit_temperature" not in counts and "train_ats" not in counts
 
 
 def test_paper_dry_run_lists_the_matrix(repo_root):

@@ -5,7 +5,8 @@
 from snakemake.exceptions import WorkflowError
 
 from cft.assets import missing_assets
-from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, model_entry, validate_config
+from cft.config import ConfigError, ablation_variants, adapter_settings, curve_methods, curve_splits, model_entry
+from cft.config import validate_config
 from cft.config import evaluation_target
 from cft.evaluation.comparisons import comparison_pairs
 from cft.evaluations import PERPLEXITY_STAND_IN_ROOT, registered_runs
@@ -40,6 +41,7 @@ VARIANTS = [v for v in config["evaluate"]["variants"] if v not in BASELINES] + B
 FITTED_BASELINES = [v for v in BASELINES if variant_kind(v).input_key]
 # Fidelity along training (evaluate.curve): the trained and evaluated methods whose snapshots are scored.
 CURVE_METHODS = curve_methods(config)
+CURVE_SPLITS = curve_splits(config)
 
 
 def variants_for(evaluation, variants=VARIANTS):

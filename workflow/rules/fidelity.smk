@@ -94,14 +94,15 @@ rule tab_fidelity:
         "../scripts/tab_fidelity.py"
 
 
-# Fidelity along training: each snapshot of an adapter scored exactly (no sampling) on the test splits.
+# Fidelity along training: each snapshot of an adapter scored exactly (no sampling) on the curve's test
+# splits (evaluate.curve.splits).
 rule evaluate_curve:
     input:
         model="results/models/{model}.json",
         snapshots="results/adapters/{model}/{method}/snapshots",
         adapter="results/adapters/{model}/{method}/adapter",
         train_log="results/adapters/{model}/{method}/train_log.csv",
-        test_sets=expand("results/datasets/{split}.jsonl", split=config["evaluate"]["splits"]),
+        test_sets=expand("results/datasets/{split}.jsonl", split=CURVE_SPLITS),
     output:
         prompts="results/curve/{model}/{method}/prompts.csv",
         steps="results/curve/{model}/{method}/steps.csv",
@@ -114,7 +115,7 @@ rule evaluate_curve:
         **model_job_resources(),
     params:
         settings=fidelity_settings,
-        splits=config["evaluate"]["splits"],
+        splits=CURVE_SPLITS,
         device=torch_device(),
     script:
         "../scripts/evaluate_curve.py"

@@ -107,10 +107,14 @@ def curve_table(curve_prompts: Sequence[str | Path], curve_steps: Sequence[str |
                 fidelity_prompts_csv: str | Path, out_csv: str | Path, *, n_boot: int = 1000,
                 seed: int = 0) -> pd.DataFrame:
     """`fidelity_curve.csv`: per model, variant, step, split and metric, the median over families of
-    the family means with its 95% bootstrap interval (`cft.evaluation.aggregate.summarize`)."""
-    fidelity = pd.read_csv(fidelity_prompts_csv)
+    the family means with its 95% bootstrap interval (`cft.evaluation.aggregate.summarize`), on the
+    splits the snapshots were scored on."""
     steps = pd.concat([pd.read_csv(path) for path in curve_steps], ignore_index=True)
     snapshots = pd.concat([pd.read_csv(path) for path in curve_prompts], ignore_index=True)
+    # The snapshots may cover fewer splits than the fidelity table (evaluate.curve.splits): base and
+    # the final adapter join on those splits only, so every line of the curve has all its points.
+    fidelity = pd.read_csv(fidelity_prompts_csv)
+    fidelity = fidelity[fidelity["split"].isin(set(snapshots["split"]))]
     parts = [snapshots]
     for (model, variant), group in steps.groupby(["model", "variant"], sort=True):
         final = fidelity[(fidelity["model"] == model) & (fidelity["variant"] == variant)]
