@@ -25,6 +25,14 @@ def test_shipped_configs_validate(repo_root):
     default = load_config(repo_root / "config" / "config.yaml")
     paper = load_config(repo_root / "config" / "config.yaml", repo_root / "config" / "paper.yaml")
     assert [m["name"] for m in default["models"]] == ["smollm2_135m"]
+    assert default["evaluate"]["variants"] == ["base", "soft", "hard", "ssot"]
+    full = load_config(repo_root / "config" / "config.yaml", repo_root / "config" / "full.yaml")
+    assert len(full["evaluate"]["variants"]) == 9 and full["evaluate"]["generalization"]["variants"] == ["base", "soft"]
+    # Everything the default runs, the full matrix runs alike, so it reuses a default run's jobs.
+    for section in ("curve", "fidelity", "openended", "mcq", "noveltybench", "retention"):
+        assert full["evaluate"][section] == default["evaluate"][section], section
+    assert full["baselines"]["ssot"] == default["baselines"]["ssot"]
+    assert {m: full["train"][m] for m in ("common", "soft", "hard")} == {m: default["train"][m] for m in ("common", "soft", "hard")}
     assert len(paper["models"]) == 12, "the paper's list replaces the default model, it is not merged"
     assert paper["train"]["soft"]["epochs"] == 3 and paper["train"]["hard"]["samples_per_prompt"] == 16
     assert paper["data"]["train_prompts"] is None

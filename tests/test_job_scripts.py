@@ -2,7 +2,7 @@
 Llama, for a plain variant (base), a logit transform whose file reaches the script through
 `cft.jobs.variant_job` (a fitted global temperature) and a prompting protocol (SSoT, where it
 applies); base and the temperature reach the fidelity script of the shared tree
-(`evaluate_fidelity_transforms`). The tiny report run in `test_report` covers training and the fidelity script with an
+(`evaluate_fidelity_transforms`) and the shared retention script (`evaluate_variants_shared.py`). The tiny report run in `test_report` covers training and the fidelity script with an
 adapter."""
 
 from __future__ import annotations
@@ -56,10 +56,13 @@ def test_every_evaluation_script_runs_each_variant_kind(repo_root, tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     counts = job_counts(run.stderr)  # a real run logs its job table to stderr
     expected = {rule: 3 if rule in SSOT_RULES else 2 for rule in PER_VARIANT}
-    # Base and the temperature share one fidelity job (one tree forward); SSoT has its own.
+    # Base and the temperature share one fidelity job (one tree forward) and one job of each retention
+    # evaluation (one decoder forward); SSoT has its own fidelity and open-ended jobs.
     expected["evaluate_fidelity"] = 1
+    expected["evaluate_tinybench"] = expected["evaluate_perplexity"] = None
     assert {rule: counts.get(rule) for rule in PER_VARIANT} == expected
     assert counts["evaluate_fidelity_transforms"] == 1
+    assert counts["evaluate_tinybench_transforms"] == counts["evaluate_perplexity_transforms"] == 1
     assert counts["fit_temperature"] == 1
     for target in targets:
         assert (workdir / target).stat().st_size > 0, target

@@ -121,30 +121,30 @@ def brute_force_nll(model, ids: list[int], context: int, stride: int) -> list[fl
 def test_sliding_window_nll_equals_a_direct_computation(model, tokenizer):
     ids = tokenizer("The quick brown fox jumps over the lazy dog. " * 2, add_special_tokens=False)["input_ids"]
     per_token = brute_force_nll(model, ids, context=32, stride=12)
-    total, scored, covered = document_nll(model, ids, context=32, stride=12)
+    (total,), scored, covered = document_nll(model, ids, context=32, stride=12)
     assert scored == len(ids) - 1 == len(per_token) and covered == len(ids)
     assert total == pytest.approx(sum(per_token), rel=1e-5)
     # A window as long as the document is one plain forward pass.
     with torch.no_grad():
         full = torch.nn.functional.cross_entropy(model(input_ids=torch.tensor([ids])).logits[0, :-1], torch.tensor(ids[1:]),
                                                  reduction="sum")
-    assert document_nll(model, ids, context=512, stride=256)[0] == pytest.approx(float(full), rel=1e-5)
+    assert document_nll(model, ids, context=512, stride=256)[0] == [pytest.approx(float(full), rel=1e-5)]
     # A token cap stops mid-window and scores exactly the first tokens.
-    capped, n, covered = document_nll(model, ids, context=32, stride=12, max_scored=40)
+    (capped,), n, covered = document_nll(model, ids, context=32, stride=12, max_scored=40)
     assert n == 40 and covered == 41
     assert capped == pytest.approx(sum(per_token[:40]), rel=1e-5)
 
 
 def test_slice_totals_pool_tokens_and_bytes(model, tokenizer):
     documents = ["abc def ghi", "x", "Hello there, friend."]
-    totals = score_slice(model, tokenizer, documents, context=8, stride=4)
+    (totals,) = score_slice(model, tokenizer, documents, context=8, stride=4)
     assert totals.num_documents == 3
     assert totals.num_tokens == sum(len(d) - 1 for d in documents)            # char tokenizer, first unscored
     assert totals.num_bytes == sum(len(d.encode()) for d in documents)
     metrics = totals.metrics()
     assert metrics["perplexity"] == pytest.approx(math.exp(totals.total_nll / totals.num_tokens))
     assert metrics["bits_per_byte"] == pytest.approx(totals.total_nll / math.log(2) / totals.num_bytes)
-    capped = score_slice(model, tokenizer, documents, context=8, stride=4, max_tokens=5)
+    (capped,) = score_slice(model, tokenizer, documents, context=8, stride=4, max_tokens=5)
     assert capped.num_tokens == 5 and capped.num_documents == 1 and capped.num_bytes == 6
 
 
@@ -188,10 +188,10 @@ def test_real_smollm2_scores_match_direct_forward_passes(smollm2_dir):
     with torch.no_grad():
         direct = torch.nn.functional.cross_entropy(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(),
                                                    torch.tensor(ids[1:]), reduction="sum")
-    total, scored, _ = document_nll(model, ids, context=2048, stride=1024)
+    (total,), scored, _ = document_nll(model, ids, context=2048, stride=1024)
     assert scored == len(ids) - 1 and total == pytest.approx(float(direct), rel=1e-4)
     # Short windows give every token less context, so the text is less predictable.
-    assert document_nll(model, ids, context=4, stride=2)[0] > total
+    assert document_nll(model, ids, context=4, stride=2)[0][0] > total
     scorer = LoglikelihoodScorer(model, tokenizer)
     context = "What is the capital of France?"
     context_ids = encode_prompt(tokenizer, format_prompt(tokenizer, context))

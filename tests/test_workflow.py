@@ -59,7 +59,10 @@ def test_full_dry_run_runs_every_variant(repo_root):
     assert counts["evaluate_fidelity"] == 5  # 4 adapters and SSoT
     assert counts["evaluate_fidelity_transforms"] == 1  # base, temperature and the ATS heads: one tree forward
     assert counts["evaluate_openended"] == 9  # SSoT included
-    assert counts["evaluate_choices"] == counts["evaluate_mcq"] == counts["evaluate_tinybench"] == 8  # no SSoT
+    assert counts["evaluate_choices"] == counts["evaluate_mcq"] == 8  # no SSoT
+    # Retention: the four adapters alone, base and its three transforms in one job per evaluation.
+    assert counts["evaluate_tinybench"] == counts["evaluate_perplexity"] == 4
+    assert counts["evaluate_tinybench_transforms"] == counts["evaluate_perplexity_transforms"] == 1
     assert counts["tab_openended_choices"] == counts["fig_openended_choices"] == 1
     assert counts["evaluate_curve"] == 2
     assert counts["tab_fidelity_curve"] == counts["fig_fidelity_curve"] == 1

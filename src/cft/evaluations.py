@@ -61,6 +61,10 @@ class Evaluation:
     # --- only for an evaluation whose rules the workflow writes from this entry ---
     # "module:function" called as function(job: VariantJob) by `evaluate_<name>`.
     runner: str | None = None
+    # "module:function" called as function(job: SharedDecoderJob) by `evaluate_<name>_transforms`: one
+    # job per model for base and its logit transforms together (`cft.variants.shares_base_decoder`),
+    # which the workflow runs instead of their separate jobs when the config evaluates two or more.
+    shared_runner: str | None = None
     # Its settings: the keys under `evaluate` of its config section.
     settings: tuple[str, ...] = ()
     # Each job's outputs by name, with {model} and {variant}; the table reads the first.
@@ -130,6 +134,24 @@ class VariantJob:
                 "variant_files": self.variant_files, "device": self.device, "threads": self.threads}
 
 
+@dataclass(frozen=True)
+class SharedDecoderJob:
+    """What a registered evaluation's shared runner receives: base and its logit transforms of one
+    model, each variant with its input files and its outputs by name."""
+
+    model_record_path: str
+    variants: Mapping[str, Mapping[str, Any]]
+    device: str | None
+    threads: int | None
+    settings: Mapping[str, Any]
+    inputs: Mapping[str, str]
+    outputs: Mapping[str, Mapping[str, str]]
+
+    def variants_kwargs(self) -> dict[str, Any]:
+        return {"model_record_path": self.model_record_path, "variants": self.variants, "device": self.device,
+                "threads": self.threads}
+
+
 # --- the jobs of the generic scripts (workflow/scripts/evaluate_variant.py, tabulate.py, plot.py) ----
 
 def run_variant_job(snakemake: Any) -> None:
@@ -140,6 +162,20 @@ def run_variant_job(snakemake: Any) -> None:
     job = VariantJob(**variant_job(snakemake), settings=snakemake.params.settings, inputs=dict(snakemake.input),
                      outputs=dict(snakemake.output))
     load_function(evaluation.runner)(job)
+
+
+def run_shared_decoder_job(snakemake: Any) -> None:
+    """The job of `evaluate_<name>_transforms`: its outputs are named ``<variant>__<output>``."""
+    from cft.jobs import start_model_job, torch_threads
+
+    start_model_job(snakemake)
+    evaluation = get_evaluation(snakemake.params.evaluation)
+    variants = dict(snakemake.params.variant_files)
+    outputs = {name: {key: snakemake.output[f"{name}__{key}"] for key in evaluation.outputs} for name in variants}
+    job = SharedDecoderJob(model_record_path=snakemake.input.model, variants=variants, device=snakemake.params.device,
+                           threads=torch_threads(snakemake), settings=snakemake.params.settings,
+                           inputs=dict(snakemake.input), outputs=outputs)
+    load_function(evaluation.shared_runner)(job)
 
 
 def run_table_job(snakemake: Any) -> None:
@@ -234,6 +270,7 @@ register_evaluation(Evaluation(
     # Log-likelihoods of text under the variant's own model.
     needs=("has_logits",),
     runner="cft.retention.evaluate:run_tinybench",
+    shared_runner="cft.retention.evaluate:run_tinybench_shared",
     settings=("retention", "tinybench"),
     outputs={"tasks": "results/retention/{model}/{variant}/tinybench_tasks.csv",
              "examples": "results/retention/{model}/{variant}/tinybench_examples.jsonl"},
@@ -271,6 +308,7 @@ register_evaluation(Evaluation(
     "perplexity",
     needs=("has_logits",),
     runner="cft.retention.evaluate:run_perplexity",
+    shared_runner="cft.retention.evaluate:run_perplexity_shared",
     settings=("retention", "perplexity"),
     outputs={"slices": "results/retention/{model}/{variant}/perplexity_slices.csv"},
     inputs=lambda settings: {"data": PERPLEXITY_STAND_IN_ROOT} if settings["root"] is None else {},

@@ -56,3 +56,37 @@ def with_logit_transform(model, transform: nn.Module):
     transform.to(device=param.device)
     model.set_output_embeddings(TransformedHead(head, transform))
     return model.eval()
+
+
+class HeadFanout(nn.Module):
+    """Several output heads on one decoder: the base head's matmul once, then each head's transform.
+
+    ``transforms`` holds one entry per head: None for the base head itself, else a transform as in
+    `TransformedHead`. Installed as a model's output embeddings (`cft.variants.output_head`), one
+    forward gives every head's logits, stacked on a new first dimension ([heads, batch, positions,
+    vocab]; fp32, which holds any head's dtype exactly). Each head's logits are those its own
+    `TransformedHead` gives: the same decoder states, matmul and transform.
+    """
+
+    def __init__(self, head: nn.Module, transforms: list[nn.Module | None]):
+        super().__init__()
+        if not transforms:
+            raise ValueError("a fan-out needs at least one head")
+        self.head = head
+        self.transforms = nn.ModuleList([nn.Identity() if t is None else t for t in transforms])
+        self._is_base = [t is None for t in transforms]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden)
+        return torch.stack([(logits if is_base else transform(hidden, logits)).float()
+                            for is_base, transform in zip(self._is_base, self.transforms, strict=True)])
+
+
+def logits_by_head(logits: torch.Tensor) -> torch.Tensor:
+    """A forward's logits as [heads, batch, positions, vocab]: a `HeadFanout`'s as they are, a single
+    head's with a heads dimension of one."""
+    return logits if logits.dim() == 4 else logits.unsqueeze(0)

@@ -49,7 +49,7 @@ from cft.devices import use_threads
 from cft.evaluations import get_evaluation
 from cft.io import read_json
 from cft.jobs import FitJob, start_model_job, torch_threads
-from cft.logits import GlobalTemperature, with_logit_transform
+from cft.logits import GlobalTemperature, HeadFanout, TransformedHead, with_logit_transform
 from cft.models import ChatOptions, load_model, load_tokenizer, pick_device
 from cft.styles import DARK_GREY, OKABE_ITO, TOL_INDIGO, Style
 
@@ -87,7 +87,9 @@ class VariantKind:
     plain prompt. ``teacher_forceable`` is False where the answer's probabilities cannot be read
     teacher-forced right after the prompt (SSoT samples its answer after a generated seed string and
     reasoning). ``has_logits`` is False where the variant is no model of its own to score text with
-    (a prompting protocol leaves the base model's log-likelihoods as they are). ``fitter`` says how
+    (a prompting protocol leaves the base model's log-likelihoods as they are). ``rank_preserving``
+    marks a logit transform that never reorders a position's tokens (a positive temperature, global
+    or per position): its greedy decoding is base's. ``fitter`` says how
     the workflow writes the kind's file where it is fitted on the base model (a temperature, an ATS
     head); a trained adapter's file comes from the training rules instead.
     """
@@ -100,6 +102,7 @@ class VariantKind:
     teacher_forceable: bool = True
     has_logits: bool = True
     transforms_logits: bool = False
+    rank_preserving: bool = False
     fitter: Fitter | None = None
 
     @property
@@ -245,6 +248,7 @@ def _adapter(model, files):
 
 @register_variant_kind("temperature", input_key="temperature",
                        input_path="results/variants/{model}/temperature.json", transforms_logits=True,
+                       rank_preserving=True,
                        fitter=Fitter("fit_temperature", "cft.baselines.temperature:fit_temperature_job",
                                      {"temperature": "results/variants/{model}/temperature.json"}, "temperature"))
 def _temperature(model, files):
@@ -252,7 +256,7 @@ def _temperature(model, files):
 
 
 @register_variant_kind("ats", input_key="ats_head", input_path="results/variants/{model}/{variant}/head.pt",
-                       transforms_logits=True,
+                       transforms_logits=True, rank_preserving=True,
                        fitter=Fitter("train_ats", "cft.baselines.ats:train_ats_job",
                                      {"head": "results/variants/{model}/{variant}/head.pt",
                                       "record": "results/variants/{model}/{variant}/head.json",
@@ -320,6 +324,27 @@ def variant_head(model, kind: VariantKind, files: Mapping[str, Any]) -> nn.Modul
         return kind.apply(model, {key: Path(value) for key, value in files.items()}).get_output_embeddings()
     finally:
         model.set_output_embeddings(head)
+
+
+def greedy_is_base(kind: VariantKind) -> bool:
+    """Whether the variant's greedy decoding is the base model's, token for token: base itself, or a
+    rank-preserving transform of its logits. (A transform that rounds two logits to one value could
+    in principle break a tie differently; a positive scale cannot swap them.)"""
+    return kind.name == "base" or (kind.transforms_logits and kind.rank_preserving)
+
+
+def decoder_heads(model, variants: Mapping[str, Mapping[str, Any]]) -> HeadFanout:
+    """One `HeadFanout` for ``variants`` (name -> input files, ``{}`` for base), all of them the base
+    decoder with at most a transformed output head (`shares_base_decoder`), in their order."""
+    transforms = []
+    for name, files in variants.items():
+        kind = resolve_kind(name, files)
+        if not shares_base_decoder(kind):
+            raise ValueError(f"variant {name!r} of kind {kind.name!r} is not the base decoder with another "
+                             "output head: evaluate it on its own")
+        head = variant_head(model, kind, files)
+        transforms.append(head.transform if isinstance(head, TransformedHead) else None)
+    return HeadFanout(model.get_output_embeddings(), transforms)
 
 
 @contextmanager

@@ -344,6 +344,42 @@ def registered_outputs(evaluation):
     return every_variant(next(iter(evaluation.outputs.values())), variants_for(evaluation.name))
 
 
+def shared_decoder_variants(evaluation):
+    """The variants of `evaluation` that one job per model scores together (base and its logit
+    transforms, `SHARED_TREE_VARIANTS`), where the entry has a shared runner and there are two or more."""
+    if evaluation.shared_runner is None:
+        return []
+    shared = [v for v in variants_for(evaluation.name) if v in SHARED_TREE_VARIANTS]
+    return shared if len(shared) > 1 else []
+
+
+def shared_decoder_outputs(evaluation):
+    """Every output of every shared variant, named `<variant>__<output>`, with the {model} wildcard."""
+    return {
+        f"{variant}__{key}": path.replace("{variant}", variant)
+        for variant in shared_decoder_variants(evaluation)
+        for key, path in evaluation.outputs.items()
+    }
+
+
+def shared_decoder_inputs(evaluation):
+    """The model record, the evaluation's own inputs and every shared variant's files (`<variant>__<key>`)."""
+    extra = evaluation.inputs(evaluation.settings_of(config)) if evaluation.inputs else {}
+
+    def inputs(wildcards):
+        files = {"model": f"results/models/{wildcards.model}.json", **extra}
+        for variant in shared_decoder_variants(evaluation):
+            files.update({f"{variant}__{key}": path for key, path in variant_files(wildcards.model, variant).items()})
+        return files
+
+    return inputs
+
+
+def shared_decoder_files(evaluation):
+    """The params of a shared job: each shared variant's input files by key ({} for base)."""
+    return lambda wc: {v: variant_files(wc.model, v) for v in shared_decoder_variants(evaluation)}
+
+
 def check_assets():
     problems = missing_assets(config)
     if problems:

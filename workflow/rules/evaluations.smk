@@ -1,7 +1,8 @@
 # The registered evaluations (cft.evaluations): for each, one job per (model, variant) that its kind
 # allows, one table over them and one figure of the table, written from the registry entry alone. The
 # evaluations that share work across variants or splits (fidelity, transfer, NoveltyBench) have rules
-# of their own in the other files.
+# of their own in the other files. An entry with a shared runner also gets one job per model for base
+# and its logit transforms together, which replaces their separate jobs.
 
 for evaluation in REGISTERED_EVALUATIONS:
 
@@ -25,6 +26,35 @@ for evaluation in REGISTERED_EVALUATIONS:
             device=torch_device(),
         script:
             "../scripts/evaluate_variant.py"
+
+    # Base and its logit transforms in one job per model (the entry's shared runner), where the config
+    # evaluates two or more of them: one decoder forward serves every head.
+    if shared_decoder_variants(evaluation):
+
+        rule:
+            name:
+                f"evaluate_{evaluation.name}_transforms"
+            input:
+                unpack(shared_decoder_inputs(evaluation)),
+            output:
+                **shared_decoder_outputs(evaluation),
+            log:
+                f"logs/evaluate_{evaluation.name}_transforms/{{model}}.log",
+            benchmark:
+                f"benchmarks/evaluate_{evaluation.name}_transforms/{{model}}.tsv"
+            threads: model_job_threads()
+            resources:
+                **model_job_resources(runtime=evaluation.runtime_min,
+                                      passes=len(shared_decoder_variants(evaluation))),
+            params:
+                evaluation=evaluation.name,
+                settings=evaluation.settings_of(config),
+                variant_files=shared_decoder_files(evaluation),
+                device=torch_device(),
+            script:
+                "../scripts/evaluate_variants_shared.py"
+
+        workflow.ruleorder(f"evaluate_{evaluation.name}_transforms", f"evaluate_{evaluation.name}")
 
     rule:
         name:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cft.evaluations import VariantJob
+from cft.evaluations import SharedDecoderJob, VariantJob
 from cft.io import read_jsonl, write_csv, write_jsonl
 from cft.retention import irt
 from cft.retention.answers import extract_flexible, extract_strict
@@ -22,7 +22,7 @@ from cft.retention.calibration import brier_score, choice_probabilities, expecte
 from cft.retention.perplexity import perplexity_rows
 from cft.retention.scoring import GreedyGenerator, LoglikelihoodScorer
 from cft.retention.tasks import GenerationItem, MultipleChoiceItem, get_task, item_from_dict, load_items
-from cft.variants import open_variant
+from cft.variants import decoder_heads, greedy_is_base, open_variant, output_head, resolve_kind, variant_head
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,28 @@ def prepare_tinybench_items(settings: Mapping[str, Any], out_path: str | Path) -
 
 def score_multiple_choice(scorer: LoglikelihoodScorer, item: MultipleChoiceItem, metric: str) -> dict[str, Any]:
     """Per-choice log-likelihoods, the answer distribution and the item's score under `metric`."""
-    raw = np.empty(len(item.choices))
+    (example,) = score_multiple_choice_heads(scorer, item, metric)
+    return example
+
+
+def score_multiple_choice_heads(scorer: LoglikelihoodScorer, item: MultipleChoiceItem,
+                                metric: str) -> list[dict[str, Any]]:
+    """`score_multiple_choice` under each output head of the scorer's model, from the same forwards."""
+    raw = None
     # Choices that share a context share its forward pass (all but Winogrande's).
     by_context: dict[str, list[int]] = {}
     for i, choice in enumerate(item.choices):
         by_context.setdefault(choice.context, []).append(i)
     for context, indices in by_context.items():
-        raw[indices] = scorer.score(context, [item.choices[i].continuation for i in indices])
+        heads = scorer.score_heads(context, [item.choices[i].continuation for i in indices])
+        if raw is None:
+            raw = np.empty((len(heads), len(item.choices)))
+        raw[:, indices] = heads
+    return [choice_example(item, head_raw, metric) for head_raw in raw]
+
+
+def choice_example(item: MultipleChoiceItem, raw: np.ndarray, metric: str) -> dict[str, Any]:
+    """An item's row from its choices' summed log-likelihoods ``raw``."""
     normalized = raw / np.array([max(len(c.text), 1) for c in item.choices])
     probs = choice_probabilities(raw)
     if metric == "mc2":
@@ -102,6 +117,13 @@ def irt_columns(task, scores: Sequence[float], parameters) -> dict[str, float | 
     return {"irt": estimates.irt, "pirt": estimates.pirt, "gpirt": estimates.gpirt}
 
 
+def items_by_task(items_path: str | Path) -> dict[str, list]:
+    by_task: dict[str, list] = {}
+    for row in read_jsonl(items_path):
+        by_task.setdefault(row["task"], []).append(item_from_dict(row))
+    return by_task
+
+
 def evaluate_tinybench(*, model_record_path: str | Path, variant_files: Mapping[str, Any], variant: str,
                        items_path: str | Path, settings: Mapping[str, Any], tasks_csv: str | Path,
                        examples_jsonl: str | Path, device: str | None = None, threads: int | None = None) -> pd.DataFrame:
@@ -118,24 +140,77 @@ def evaluate_tinybench(*, model_record_path: str | Path, variant_files: Mapping[
     scorer = LoglikelihoodScorer(model, tokenizer, chat, use_chat_template=use_chat)
     generator = GreedyGenerator(model, tokenizer, chat, max_new_tokens=settings["max_new_tokens"],
                                 batch_size=settings["batch_size"], use_chat_template=use_chat)
-
-    by_task: dict[str, list] = {}
-    for row in read_jsonl(items_path):
-        by_task.setdefault(row["task"], []).append(item_from_dict(row))
-    rows, details = [], []
-    for task_name, items in by_task.items():
+    examples = {}
+    for task_name, items in items_by_task(items_path).items():
         task = get_task(task_name)
         if task.kind == "generation":
             responses = generator.generate([item.prompt for item in items])
-            examples = [generation_example(item, response) for item, response in zip(items, responses, strict=True)]
+            examples[task_name] = [generation_example(item, response)
+                                   for item, response in zip(items, responses, strict=True)]
         else:
-            examples = [score_multiple_choice(scorer, item, task.metric) for item in items]
-        new_rows = task_rows(task_name, examples, parameters)
+            examples[task_name] = [score_multiple_choice(scorer, item, task.metric) for item in items]
+    return write_tinybench(model_record["name"], variant, examples, parameters, tasks_csv, examples_jsonl)
+
+
+def evaluate_tinybench_shared(*, model_record_path: str | Path, variants: Mapping[str, Mapping[str, Any]],
+                              items_path: str | Path, settings: Mapping[str, Any],
+                              outputs: Mapping[str, Mapping[str, str | Path]], device: str | None = None,
+                              threads: int | None = None) -> dict[str, pd.DataFrame]:
+    """`evaluate_tinybench` of base and its logit transforms (`variants`: name -> input files, {} for
+    base; `outputs`: name -> its ``tasks`` and ``examples`` paths) on one loaded base model.
+
+    The multiple-choice log-likelihoods of every variant come from one decoder forward per context
+    and per batch of continuations, with the variants' heads on its final hidden states
+    (`cft.variants.decoder_heads`). The greedy answers of the generation tasks are decoded once with
+    base's head and shared by every variant whose greedy decoding is base's (a rank-preserving
+    transform, `cft.variants.greedy_is_base`); any other variant decodes with its own head.
+    """
+    if set(outputs) != set(variants):
+        raise ValueError(f"outputs for {sorted(outputs)} but variants {sorted(variants)}")
+    parameters = irt.load_parameters(settings["irt_parameters"]) if settings["irt_parameters"] else None
+    opened = open_variant(model_record_path, "base", evaluation="tinybench", device=device, threads=threads)
+    model_record, tokenizer, model, chat = opened.record, opened.tokenizer, opened.model, opened.chat
+    use_chat = settings["use_chat_template"]
+    fanout = decoder_heads(model, variants)
+    own_heads = {name: variant_head(model, resolve_kind(name, files), files) for name, files in variants.items()}
+    examples: dict[str, dict[str, list]] = {name: {} for name in variants}
+    for task_name, items in items_by_task(items_path).items():
+        task = get_task(task_name)
+        if task.kind == "generation":
+            prompts = [item.prompt for item in items]
+            decoded: dict[str, list[str]] = {}
+            for name, files in variants.items():
+                shared = greedy_is_base(resolve_kind(name, files))
+                key = "base" if shared else name
+                if key not in decoded:
+                    with output_head(model, model.get_output_embeddings() if shared else own_heads[name]):
+                        decoded[key] = GreedyGenerator(model, tokenizer, chat, max_new_tokens=settings["max_new_tokens"],
+                                                       batch_size=settings["batch_size"],
+                                                       use_chat_template=use_chat).generate(prompts)
+                examples[name][task_name] = [generation_example(item, response)
+                                             for item, response in zip(items, decoded[key], strict=True)]
+            log.info("%s: %d greedy decodings for %d variants", task_name, len(decoded), len(variants))
+        else:
+            with output_head(model, fanout):
+                scorer = LoglikelihoodScorer(model, tokenizer, chat, use_chat_template=use_chat)
+                per_item = [score_multiple_choice_heads(scorer, item, task.metric) for item in items]
+            for index, name in enumerate(variants):
+                examples[name][task_name] = [heads[index] for heads in per_item]
+    return {name: write_tinybench(model_record["name"], name, examples[name], parameters,
+                                  outputs[name]["tasks"], outputs[name]["examples"]) for name in variants}
+
+
+def write_tinybench(model: str, variant: str, examples: Mapping[str, Sequence[Mapping[str, Any]]], parameters,
+                    tasks_csv: str | Path, examples_jsonl: str | Path) -> pd.DataFrame:
+    """The per-task rows and per-item details of one (model, variant) from its examples by task."""
+    rows, details = [], []
+    for task_name, task_examples in examples.items():
+        new_rows = task_rows(task_name, task_examples, parameters)
         for r in new_rows:
             log.info("%s %s %s: %.3f", variant, task_name, r["metric"], r["accuracy"])
         rows.extend(new_rows)
-        details.extend({"model": model_record["name"], "variant": variant, "task": task_name, **e} for e in examples)
-    table = pd.DataFrame([{"model": model_record["name"], "variant": variant, **r} for r in rows])
+        details.extend({"model": model, "variant": variant, "task": task_name, **e} for e in task_examples)
+    table = pd.DataFrame([{"model": model, "variant": variant, **r} for r in rows])
     write_jsonl(examples_jsonl, details)
     write_csv(tasks_csv, table)
     return table
@@ -159,11 +234,31 @@ def evaluate_perplexity(*, model_record_path: str | Path, variant_files: Mapping
     """Perplexity and bits per byte of one (model, variant) on every configured slice, pooled in `all`."""
     opened = open_variant(model_record_path, variant, evaluation="perplexity", files=variant_files, device=device,
                           threads=threads)
-    model_record, tokenizer, model = opened.record, opened.tokenizer, opened.model
-    rows = perplexity_rows(model, tokenizer, root, settings["slices"], settings)
-    table = pd.DataFrame([{"model": model_record["name"], "variant": variant, "stand_in": stand_in,
-                           "split": settings["split"], "context_length": settings["context_length"],
-                           "stride": settings["stride"], **r} for r in rows])
+    (rows,) = perplexity_rows(opened.model, opened.tokenizer, root, settings["slices"], settings)
+    return write_perplexity(opened.record["name"], variant, rows, settings, stand_in, slices_csv)
+
+
+def evaluate_perplexity_shared(*, model_record_path: str | Path, variants: Mapping[str, Mapping[str, Any]],
+                               root: str | Path, settings: Mapping[str, Any], stand_in: bool,
+                               outputs: Mapping[str, Mapping[str, str | Path]], device: str | None = None,
+                               threads: int | None = None) -> dict[str, pd.DataFrame]:
+    """`evaluate_perplexity` of base and its logit transforms (`variants`: name -> input files, {} for
+    base; `outputs`: name -> its ``slices`` path), every window through the decoder once with all
+    their heads on its final hidden states (`cft.variants.decoder_heads`)."""
+    if set(outputs) != set(variants):
+        raise ValueError(f"outputs for {sorted(outputs)} but variants {sorted(variants)}")
+    opened = open_variant(model_record_path, "base", evaluation="perplexity", device=device, threads=threads)
+    with output_head(opened.model, decoder_heads(opened.model, variants)):
+        per_head = perplexity_rows(opened.model, opened.tokenizer, root, settings["slices"], settings)
+    return {name: write_perplexity(opened.record["name"], name, rows, settings, stand_in, outputs[name]["slices"])
+            for name, rows in zip(variants, per_head, strict=True)}
+
+
+def write_perplexity(model: str, variant: str, rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+                     stand_in: bool, slices_csv: str | Path) -> pd.DataFrame:
+    table = pd.DataFrame([{"model": model, "variant": variant, "stand_in": stand_in, "split": settings["split"],
+                           "context_length": settings["context_length"], "stride": settings["stride"], **r}
+                          for r in rows])
     write_csv(slices_csv, table)
     return table
 
@@ -180,6 +275,20 @@ def run_perplexity(job: VariantJob) -> None:
     stand_in = job.settings["root"] is None
     evaluate_perplexity(**job.variant_kwargs(), root=job.inputs["data"] if stand_in else job.settings["root"],
                         settings=job.settings, stand_in=stand_in, slices_csv=job.outputs["slices"])
+
+
+def run_tinybench_shared(job: SharedDecoderJob) -> None:
+    """The workflow's job for base and its logit transforms together (`cft.evaluations`)."""
+    evaluate_tinybench_shared(**job.variants_kwargs(), items_path=job.inputs["task_items"], settings=job.settings,
+                              outputs=job.outputs)
+
+
+def run_perplexity_shared(job: SharedDecoderJob) -> None:
+    """The workflow's job for base and its logit transforms together (`cft.evaluations`)."""
+    stand_in = job.settings["root"] is None
+    evaluate_perplexity_shared(**job.variants_kwargs(),
+                               root=job.inputs["data"] if stand_in else job.settings["root"],
+                               settings=job.settings, stand_in=stand_in, outputs=job.outputs)
 
 
 # --- tables ----------------------------------------------------------------------------------------

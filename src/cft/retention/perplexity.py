@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from cft.io import atomic_path
+from cft.logits import HeadFanout, logits_by_head
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,16 @@ def sliding_windows(n_tokens: int, context: int, stride: int) -> Iterator[Window
 
 @torch.inference_mode()
 def document_nll(model: Any, token_ids: Sequence[int], *, context: int, stride: int,
-                 max_scored: int | None = None) -> tuple[float, int, int]:
-    """(summed NLL in nats, scored tokens, tokens covered) of one document.
+                 max_scored: int | None = None) -> tuple[list[float], int, int]:
+    """(summed NLL in nats per output head, scored tokens, tokens covered) of one document.
 
-    `max_scored` stops after that many scored tokens; `tokens covered` is then the length of the
-    prefix whose tokens were read, so that bytes can be counted for the same text.
+    The model has one head, or a `cft.logits.HeadFanout` of several on its decoder (base and its logit
+    transforms, scored by one forward). `max_scored` stops after that many scored tokens; `tokens
+    covered` is then the length of the prefix whose tokens were read, so that bytes can be counted for
+    the same text.
     """
-    total, scored, covered = 0.0, 0, min(len(token_ids), 1)
+    totals: list[float] | None = None
+    scored, covered = 0, min(len(token_ids), 1)
     for window in sliding_windows(len(token_ids), context, stride):
         end = window.end
         if max_scored is not None:
@@ -147,12 +151,20 @@ def document_nll(model: Any, token_ids: Sequence[int], *, context: int, stride: 
         n = end - window.score_from
         ids = torch.tensor([token_ids[window.begin : end]], device=model.device)
         # Only the logits that predict scored tokens: positions score_from - 1 .. end - 2.
-        logits = model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float()
+        heads = logits_by_head(model(input_ids=ids, logits_to_keep=n + 1).logits)[:, 0, :-1]
         targets = ids[0, window.score_from - window.begin :]
-        total += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+        window_nll = [float(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
+                      for logits in heads]
+        totals = window_nll if totals is None else [a + b for a, b in zip(totals, window_nll, strict=True)]
         scored += n
         covered = end
-    return total, scored, covered
+    return totals if totals is not None else [0.0] * heads_of(model), scored, covered
+
+
+def heads_of(model: Any) -> int:
+    """The number of output heads a forward of ``model`` gives (a `HeadFanout`'s, else one)."""
+    head = model.get_output_embeddings()
+    return len(head.transforms) if isinstance(head, HeadFanout) else 1
 
 
 @dataclass
@@ -178,39 +190,46 @@ class SliceTotals:
 
 
 def score_slice(model: Any, tokenizer: Any, documents: Sequence[str], *, context: int, stride: int,
-                max_tokens: int | None = None, max_documents: int | None = None) -> SliceTotals:
-    """Pool the NLL of a slice's documents; caps on scored tokens and documents per slice.
+                max_tokens: int | None = None, max_documents: int | None = None) -> list[SliceTotals]:
+    """Pool the NLL of a slice's documents, per output head of the model (`document_nll`); caps on
+    scored tokens and documents per slice.
 
     Bytes are those of every counted document, or of the read prefix of the one the token cap cuts.
     """
-    totals = SliceTotals()
+    per_head = [SliceTotals() for _ in range(heads_of(model))]
     for text in documents[:max_documents]:
-        if max_tokens is not None and totals.num_tokens >= max_tokens:
+        if max_tokens is not None and per_head[0].num_tokens >= max_tokens:
             break
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]       # no BOS: the paper's protocol
-        remaining = None if max_tokens is None else max_tokens - totals.num_tokens
+        remaining = None if max_tokens is None else max_tokens - per_head[0].num_tokens
         nll, scored, covered = document_nll(model, ids, context=context, stride=stride, max_scored=remaining)
         counted = text if covered >= len(ids) else tokenizer.decode(ids[:covered])
-        totals.num_documents += 1
-        totals.num_tokens += scored
-        totals.total_nll += nll
-        totals.num_bytes += len(counted.encode("utf-8"))
-    return totals
+        for totals, head_nll in zip(per_head, nll, strict=True):
+            totals.num_documents += 1
+            totals.num_tokens += scored
+            totals.total_nll += head_nll
+            totals.num_bytes += len(counted.encode("utf-8"))
+    return per_head
 
 
 def perplexity_rows(model: Any, tokenizer: Any, root: str | Path, slices: Sequence[str],
-                    settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per slice and a pooled `all` row (token-weighted, as the paper sums slices)."""
-    rows, pooled = [], SliceTotals()
+                    settings: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """Per output head of the model (`document_nll`): one row per slice and a pooled `all` row
+    (token-weighted, as the paper sums slices)."""
+    heads = heads_of(model)
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(heads)]
+    pooled = [SliceTotals() for _ in range(heads)]
     for slice_name in slices:
         documents, skipped = read_documents(root, slice_name, settings["split"], settings["text_field"])
-        totals = score_slice(model, tokenizer, documents, context=settings["context_length"],
-                             stride=settings["stride"], max_tokens=settings["max_tokens"],
-                             max_documents=settings["max_documents"])
-        totals.num_skipped_rows = skipped
-        log.info("%s: %d documents, %d tokens, bits/byte %.4f", slice_name, totals.num_documents,
-                 totals.num_tokens, totals.metrics()["bits_per_byte"])
-        rows.append({"slice": slice_name, **totals.metrics()})
-        pooled.add(totals)
-    rows.append({"slice": "all", **pooled.metrics()})
+        per_head = score_slice(model, tokenizer, documents, context=settings["context_length"],
+                               stride=settings["stride"], max_tokens=settings["max_tokens"],
+                               max_documents=settings["max_documents"])
+        for head_rows, head_pooled, totals in zip(rows, pooled, per_head, strict=True):
+            totals.num_skipped_rows = skipped
+            head_rows.append({"slice": slice_name, **totals.metrics()})
+            head_pooled.add(totals)
+        log.info("%s: %d documents, %d tokens, bits/byte %s", slice_name, per_head[0].num_documents,
+                 per_head[0].num_tokens, ", ".join(f"{t.metrics()['bits_per_byte']:.4f}" for t in per_head))
+    for head_rows, head_pooled in zip(rows, pooled, strict=True):
+        head_rows.append({"slice": "all", **head_pooled.metrics()})
     return rows

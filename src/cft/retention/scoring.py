@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from cft.evaluation.sampling import default_eos_ids
+from cft.logits import logits_by_head
 from cft.models import ChatOptions, encode_prompt, format_prompt
 from cft.retention.answers import truncate_at_stop
 
@@ -27,6 +28,9 @@ class LoglikelihoodScorer:
 
     Consecutive contexts often share a long prefix (a task's few-shot preamble): the cache of the
     previous context is cropped to the common prefix and only the new tokens are run.
+
+    With a `cft.logits.HeadFanout` as the model's output head (base and its logit transforms on one
+    decoder), `score_heads` scores the continuations under every head from the same forwards.
     """
 
     def __init__(self, model: Any, tokenizer: Any, chat: ChatOptions | None = None, use_chat_template: bool = True):
@@ -46,16 +50,21 @@ class LoglikelihoodScorer:
             raise ValueError(f"continuation {continuation!r} encodes to no tokens")
         return ids
 
-    @torch.inference_mode()
     def score(self, context: str, continuations: Sequence[str]) -> list[float]:
         """Summed log-probability of each continuation after the (formatted) context, in order."""
+        (totals,) = self.score_heads(context, continuations)
+        return totals
+
+    @torch.inference_mode()
+    def score_heads(self, context: str, continuations: Sequence[str]) -> list[list[float]]:
+        """`score` under each output head of the model (one, or a `HeadFanout`'s), head by head."""
         device = self.model.device
         context_ids = encode_prompt(self.tokenizer, self.format(context))
         context_cache, last_logits = self._run_context(context_ids)
         first_log_probs = torch.log_softmax(last_logits.float(), dim=-1)
         rows = [self.continuation_ids(c) for c in continuations]
         width = max(len(r) for r in rows)
-        totals = [float(first_log_probs[r[0]]) for r in rows]
+        totals = [[float(head_log_probs[r[0]]) for r in rows] for head_log_probs in first_log_probs]
         if width == 1:
             return totals
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else rows[0][0]
@@ -63,15 +72,17 @@ class LoglikelihoodScorer:
         cache = copy.deepcopy(context_cache)
         cache.batch_repeat_interleave(len(rows))
         out = self.model(input_ids=padded[:, :-1], past_key_values=cache, use_cache=True)
-        log_probs = torch.log_softmax(out.logits.float(), dim=-1)
-        # Position j - 1 of the continuation batch predicts continuation token j.
-        token_log_probs = log_probs.gather(-1, padded[:, 1:].unsqueeze(-1)).squeeze(-1)
-        for i, r in enumerate(rows):
-            totals[i] += float(token_log_probs[i, : len(r) - 1].sum())
+        for head_totals, logits in zip(totals, logits_by_head(out.logits), strict=True):
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            # Position j - 1 of the continuation batch predicts continuation token j.
+            token_log_probs = log_probs.gather(-1, padded[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for i, r in enumerate(rows):
+                head_totals[i] += float(token_log_probs[i, : len(r) - 1].sum())
         return totals
 
     def _run_context(self, context_ids: list[int]) -> tuple[Any, torch.Tensor]:
-        """The KV cache of the context and its last position's logits, reusing the previous prefix."""
+        """The KV cache of the context and its last position's logits (one row per output head),
+        reusing the previous prefix."""
         common = 0
         for a, b in zip(context_ids[:-1], self._previous_ids):   # keep one token to produce logits
             if a != b:
@@ -87,7 +98,7 @@ class LoglikelihoodScorer:
         new_ids = torch.tensor([context_ids[common:]], device=self.model.device)
         out = self.model(input_ids=new_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         self._previous_ids, self._previous_cache = list(context_ids), out.past_key_values
-        return out.past_key_values, out.logits[0, -1]
+        return out.past_key_values, logits_by_head(out.logits)[:, 0, -1]
 
 
 def reusable(cache: Any) -> bool:
