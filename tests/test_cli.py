@@ -265,7 +265,7 @@ def test_train_subcommand_trains_one_adapter_on_the_tiny_model(tmp_path, capsys)
     from cft.training import TrainConfig
 
     expected = adapter_settings(load_config("config/config.yaml", config), "tiny", "hard")
-    assert expected["snapshots"] == record["config"]["snapshots"] == 2
+    assert expected["snapshots"] == record["config"]["snapshots"] == 1  # the default curve: the midpoint
     assert record["config"] == TrainConfig.from_dict(expected).to_dict()
     assert read_json(out / "adapters" / "tiny" / "hard" / "snapshots" / "steps.json") == {"steps": [1], "total_steps": 2}
     # A second run finds everything done and rewrites no input, so a workflow run on the same folder

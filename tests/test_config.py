@@ -101,12 +101,17 @@ def test_bad_config_names_the_key(default_config, key, value, expected):
         assert fragment in message, message
 
 
-def test_curve_splits_must_be_evaluated(default_config):
-    config = copy.deepcopy(default_config)
+def test_the_curve_is_scored_on_its_evaluated_splits(default_config):
+    from cft.config import curve_methods, curve_splits
+
+    config = validate_config(copy.deepcopy(default_config))
+    assert curve_splits(config) == ["heldout"] and curve_methods(config) == ["soft", "hard"]
+    config["evaluate"]["curve"]["splits"] = None
+    assert curve_splits(config) == ["unseen", "heldout"]
+    # As with its methods, a split the run does not evaluate is ignored; with none left, no curve.
     config["evaluate"]["splits"] = ["unseen"]
     config["evaluate"]["curve"]["splits"] = ["heldout"]
-    with pytest.raises(ConfigError, match=r"evaluate\.curve\.splits\[0\].*'heldout' is not evaluated"):
-        validate_config(config)
+    assert curve_splits(config) == [] and curve_methods(config) == []
 
 
 def test_duplicate_model_names(default_config):

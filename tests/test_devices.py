@@ -108,7 +108,7 @@ def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
     import inspect
     import re
 
-    from cft.evaluations import run_variant_job
+    from cft.evaluations import run_shared_decoder_job, run_variant_job
     from cft.jobs import start_model_job
     from cft.variants import run_fit_job
 
@@ -123,8 +123,10 @@ def test_every_script_of_a_gpu_rule_binds_its_devices(repo_root):
                 rules[name.group(1) if name else block.split()[1].rstrip(":")] = script.group(1)
     assert len(rules) >= 9 and {"evaluate_fidelity_transforms", 'f"evaluate_{evaluation.name}"', "fitter.rule"} <= set(rules)
     # The scripts bind them through `start_model_job`, the generic scripts of the registered
-    # evaluations and of the fitted variant kinds through `run_variant_job` and `run_fit_job`, which call it.
+    # evaluations and of the fitted variant kinds through `run_variant_job`, `run_shared_decoder_job` and
+    # `run_fit_job`, which call it.
     helpers = {"run_variant_job(snakemake)": inspect.getsource(run_variant_job),
+               "run_shared_decoder_job(snakemake)": inspect.getsource(run_shared_decoder_job),
                "run_fit_job(snakemake)": inspect.getsource(run_fit_job),
                "start_model_job(snakemake)": inspect.getsource(start_model_job)}
     for rule, script in rules.items():

@@ -24,7 +24,8 @@ def test_default_dry_run_lists_the_noveltybench_rules(repo_root):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     jobs = noveltybench_jobs(repo_root, "config.yaml")
-    assert jobs == 8    # every variant but SSoT, on the curated set
+    assert jobs == 3    # base, soft and hard (not SSoT), on the curated set
+    assert noveltybench_jobs(repo_root, "config.yaml", "full.yaml") == 8  # every variant of the full matrix but SSoT
     assert {rule: counts.get(rule) for rule in ("noveltybench_generate", "noveltybench_score",
                                                 "tab_noveltybench", "fig_noveltybench")} == {
         "noveltybench_generate": jobs, "noveltybench_score": jobs, "tab_noveltybench": 1, "fig_noveltybench": 1}

@@ -224,7 +224,7 @@ def test_exact_digit_path_uses_single_character_tokens_and_refuses_merged_digits
 def test_new_methods_are_registered_and_configured(repo_root):
     assert METHODS["fullsupport"].trainer is FullSupportTrainer
     assert METHODS["exactdigit"].trainer is SoftTargetTrainer and METHODS["exactdigit"].targets is exact_digit_path
-    config = load_config(repo_root / "config" / "config.yaml")
+    config = load_config(repo_root / "config" / "config.yaml", repo_root / "config" / "full.yaml")
     model = config["models"][0]["name"]
     # The existing methods' settings (and run fingerprints) do not see the new keys.
     assert "max_nodes_per_step" not in train_settings(config, model, "soft")

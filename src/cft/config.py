@@ -274,10 +274,6 @@ def _check_evaluated_variants(config: Mapping[str, Any], all_methods: Sequence[s
             raise ConfigError(f"config key '{key}': {variant!r} is none of {_listing(known)}")
         if not accepts("generalization", variant_kind(variant, all_methods)):
             raise ConfigError(f"config key '{key}': {variant!r} has no exact metrics to score the groups with")
-    for index, split in enumerate(config["evaluate"]["curve"].get("splits") or []):
-        if split not in splits:
-            raise ConfigError(f"config key 'evaluate.curve.splits[{index}]': {split!r} is not evaluated "
-                              f"(evaluate.splits is {_listing(splits)})")
 
 
 def _check_baselines(baselines: Mapping[str, Any]) -> None:
@@ -428,14 +424,16 @@ def train_settings(config: Mapping[str, Any], model: str, variant: str) -> dict[
 
 def curve_methods(config: Mapping[str, Any]) -> list[str]:
     """The trained and evaluated methods whose adapters are also scored along training
-    (`evaluate.curve.methods`)."""
+    (`evaluate.curve.methods`); none where no split of `evaluate.curve.splits` is evaluated."""
     trained, evaluated = config["train"]["methods"], config["evaluate"]["variants"]
+    if not curve_splits(config):
+        return []
     return [m for m in config["evaluate"]["curve"]["methods"] if m in trained and m in evaluated]
 
 
 def curve_splits(config: Mapping[str, Any]) -> list[str]:
-    """The test splits the curve's snapshots are scored on (`evaluate.curve.splits`; null = all of
-    `evaluate.splits`), in the order of `evaluate.splits`."""
+    """The test splits the curve's snapshots are scored on: those of `evaluate.curve.splits` (null =
+    all) that `evaluate.splits` evaluates, in its order."""
     chosen = config["evaluate"]["curve"].get("splits")
     return [s for s in config["evaluate"]["splits"] if chosen is None or s in chosen]
 
