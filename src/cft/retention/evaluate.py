@@ -7,7 +7,7 @@ where the base model's are; the tables report every variant with its difference 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +48,31 @@ def prepare_tinybench_items(settings: Mapping[str, Any], out_path: str | Path) -
 
 def score_multiple_choice(scorer: LoglikelihoodScorer, item: MultipleChoiceItem, metric: str) -> dict[str, Any]:
     """Per-choice log-likelihoods, the answer distribution and the item's score under `metric`."""
-    (example,) = score_multiple_choice_heads(scorer, item, metric)
-    return example
+    (raw,) = choice_loglikelihoods(lambda context, continuations: [scorer.score(context, continuations)], item)
+    return choice_example(item, raw, metric)
 
 
 def score_multiple_choice_heads(scorer: LoglikelihoodScorer, item: MultipleChoiceItem,
                                 metric: str) -> list[dict[str, Any]]:
     """`score_multiple_choice` under each output head of the scorer's model, from the same forwards."""
+    return [choice_example(item, raw, metric) for raw in choice_loglikelihoods(scorer.score_heads, item)]
+
+
+def choice_loglikelihoods(score_heads: Callable[[str, list[str]], list[list[float]]],
+                          item: MultipleChoiceItem) -> np.ndarray:
+    """[heads, choices] summed log-likelihoods of the item's choices, ``score_heads(context,
+    continuations)`` giving each head's scores of continuations after one context."""
     raw = None
     # Choices that share a context share its forward pass (all but Winogrande's).
     by_context: dict[str, list[int]] = {}
     for i, choice in enumerate(item.choices):
         by_context.setdefault(choice.context, []).append(i)
     for context, indices in by_context.items():
-        heads = scorer.score_heads(context, [item.choices[i].continuation for i in indices])
+        heads = score_heads(context, [item.choices[i].continuation for i in indices])
         if raw is None:
             raw = np.empty((len(heads), len(item.choices)))
         raw[:, indices] = heads
-    return [choice_example(item, head_raw, metric) for head_raw in raw]
+    return raw
 
 
 def choice_example(item: MultipleChoiceItem, raw: np.ndarray, metric: str) -> dict[str, Any]:
