@@ -32,6 +32,7 @@ USED_WITHOUT_IMPORT = {
     "snakemake": "the workflow engine (Snakefile, workflow/rules)",
     "snakemake-executor-plugin-slurm": "profiles/slurm",
     "tensorboard": "torch.utils.tensorboard writes the event files through it",
+    "pytest-timeout": "the per-test timeout of pyproject.toml's pytest settings",
 }
 
 # The GPU set's pins that differ from the CPU set (requirements/gpu-constraints.txt says why).

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
+import time
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -21,6 +25,21 @@ from cft.launch import entry_point_args, launcher_command, train_adapter_job, us
 from cft.training.distributed import data_parallel
 from cft.prompts import PromptSpec
 from tiny_models import save_tiny_record
+
+# Every process of these tests runs on this machine, so gloo talks over the loopback interface:
+# left to itself it picks the address the hostname resolves to, which in a sandbox can take
+# connections that never complete. A wedged group fails the test after PROCESS_GROUP_TIMEOUT
+# instead of gloo's default of 30 minutes.
+LOOPBACK = next(name for _, name in socket.if_nameindex() if name.startswith("lo"))
+PROCESS_GROUP_TIMEOUT = timedelta(seconds=60)
+LAUNCH_DEADLINE_S = 600
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 ARGS = dict(model_record="results/models/m.json", prompts_path="results/datasets/train_subset.jsonl",
             settings={"method": "soft", "lr": 2e-4}, checkpoint_dir="results/checkpoints/m/soft",
@@ -97,9 +116,11 @@ def rank_input(rank: int, step: int) -> torch.Tensor:
     return torch.full((1, 3), float(rank + 1 + step))
 
 
-def data_parallel_steps(rank: int, rendezvous: str, out: str) -> None:
+def data_parallel_steps(rank: int, port: int, out: str) -> None:
     """Two backward passes on rank `rank` of 2, each on this rank's own input; saves the gradients."""
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    os.environ["GLOO_SOCKET_IFNAME"] = LOOPBACK
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=PROCESS_GROUP_TIMEOUT)
     layers = two_layers()
     loss = data_parallel(layers, lambda batch: square_loss(layers, batch))
     grads = []
@@ -115,7 +136,15 @@ def test_data_parallel_averages_gradients_and_leaves_unused_parameters_alone(tmp
     """Through `data_parallel` every process ends its backward with the mean of the processes' own
     gradients, and a parameter the loss never reaches (a multimodal model's vision tower under LoRA)
     keeps no gradient, step after step, instead of stopping DDP at the second step."""
-    mp.spawn(data_parallel_steps, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    processes = mp.start_processes(data_parallel_steps, args=(free_port(), str(tmp_path)), nprocs=2,
+                                   join=False, start_method="spawn")
+    # join raises as soon as a process fails, and returns False while one still runs.
+    deadline = time.monotonic() + LAUNCH_DEADLINE_S
+    while not processes.join(timeout=max(deadline - time.monotonic(), 0.0)):
+        if time.monotonic() >= deadline:
+            for process in processes.processes:
+                process.kill()
+            pytest.fail(f"the two gloo processes did not finish within {LAUNCH_DEADLINE_S} s")
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     layers = two_layers()
     for step in range(2):
@@ -165,9 +194,17 @@ def test_two_process_torchrun_matches_one_process(method, tmp_path):
 
     launched = job_files(tmp_path, "launched", {**common, "batch_size": 1})
     command = launcher_command("torchrun", 2, entry_point_args(**launched, threads=1))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert result.returncode == 0, result.stderr[-4000:]
+    # Its own session, so that a deadline stops torchrun's workers with it.
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True,
+                              env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "GLOO_SOCKET_IFNAME": LOOPBACK})
+    try:
+        _, stderr = launch.communicate(timeout=LAUNCH_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)
+        _, stderr = launch.communicate()
+        pytest.fail(f"torchrun did not finish within {LAUNCH_DEADLINE_S} s:\n{stderr[-4000:]}")
+    assert launch.returncode == 0, stderr[-4000:]
 
     record = json.loads((tmp_path / "launched" / "train_config.json").read_text())
     assert record["total_steps"] == 2 and record["steps_per_epoch"] == 2

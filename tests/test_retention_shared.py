@@ -5,21 +5,17 @@ the generation tasks' greedy answers once (the transforms preserve every positio
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 import torch
 
-from cft.baselines.ats import train_ats
-from cft.baselines.temperature import fit_global_temperature
-from cft.io import read_jsonl, write_jsonl
+from cft.io import read_jsonl
 from cft.logits import GlobalTemperature, HeadFanout, TransformedHead, logits_by_head
 from cft.retention import evaluate as retention
 from cft.retention.perplexity import write_standin_corpus
 from cft.retention.scoring import GreedyGenerator
 from cft.variants import VARIANT_KINDS, greedy_is_base
-from tiny_models import TRAIN_PROMPTS, save_tiny_record, tiny_llama
+from tiny_models import save_tiny_baselines, tiny_baseline_files, tiny_llama
 
 TINYBENCH = {"tasks": ["standin_truthfulqa", "standin_arithmetic_2_digit_addition"],
              "limits": {"standin_truthfulqa": 6, "standin_arithmetic_2_digit_addition": 5},
@@ -33,25 +29,10 @@ PERPLEXITY = {"slices": ["shakespeare_modern", "shakespeare_folio"], "split": "t
 def tiny(tmp_path_factory, one_torch_thread):
     """The tiny model with a fitted global temperature, an ATS head, the task items and the corpus."""
     root = tmp_path_factory.mktemp("retention_shared")
-    save_tiny_record(root)
-    write_jsonl(root / "train.jsonl", [{"spec": s.to_dict()} for s in TRAIN_PROMPTS])
-    fit = fit_global_temperature(model_record_path=root / "model.json", prompts_path=root / "train.jsonl",
-                                 settings=dict(num_train_prompts=3, target=dict(decimals=1, max_bins=16), xatol=0.05),
-                                 out_json=root / "temperature.json", device="cpu", threads=1)
-    assert fit.temperature != 1.0  # a fit that returned the base model would compare base with itself
-    train_ats(model_record_path=root / "model.json", loss="kl", prompts_path=root / "train.jsonl",
-              settings=dict(head_size=16, lr=0.05, steps=4, batch_size=3, target=dict(decimals=1, max_bins=16)),
-              head_out=root / "head.pt", record_out=root / "head.json", log_csv=root / "ats_log.csv",
-              device="cpu", threads=1)
-    assert json.loads((root / "head.json").read_text())["temperature_mean"] != 1.0
+    save_tiny_baselines(root)
     retention.prepare_tinybench_items(TINYBENCH, root / "items.jsonl")
     write_standin_corpus(root / "corpus")
     return root
-
-
-def variant_files(root):
-    return {"base": {}, "temperature": {"temperature": root / "temperature.json"},
-            "ats_kl": {"ats_head": root / "head.pt"}}
 
 
 def test_a_fanout_gives_each_head_its_own_logits():
@@ -73,7 +54,7 @@ def test_only_rank_preserving_transforms_share_base_greedy_decoding():
 
 
 def test_shared_tinybench_equals_separate_runs_with_one_greedy_decoding(tiny, tmp_path, monkeypatch):
-    files = variant_files(tiny)
+    files = tiny_baseline_files(tiny)
     separate = {}
     for name, kind_files in files.items():
         separate[name] = retention.evaluate_tinybench(
@@ -101,7 +82,7 @@ def test_shared_tinybench_equals_separate_runs_with_one_greedy_decoding(tiny, tm
 
 
 def test_shared_perplexity_equals_separate_runs_with_one_decoder_forward(tiny, tmp_path, monkeypatch):
-    files = variant_files(tiny)
+    files = tiny_baseline_files(tiny)
     separate = {name: retention.evaluate_perplexity(
         model_record_path=tiny / "model.json", variant_files=kind_files, variant=name, root=tiny / "corpus",
         settings=PERPLEXITY, stand_in=True, slices_csv=tmp_path / f"{name}_slow.csv", device="cpu", threads=1)

@@ -5,13 +5,9 @@ prompt's tree and its output head's matmul once instead of once per variant."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
-from cft.baselines.ats import train_ats
-from cft.baselines.temperature import fit_global_temperature
 from cft.evaluation import exact
 from cft.evaluation.fidelity import (
     TIMING_COLUMNS,
@@ -22,7 +18,7 @@ from cft.evaluation.fidelity import (
 )
 from cft.io import read_json, write_jsonl
 from cft.prompts import PromptSpec
-from tiny_models import TRAIN_PROMPTS, save_tiny_record
+from tiny_models import save_tiny_baselines, tiny_baseline_files
 
 # A continuous and an integer prompt per split, so both exact grids (digit intervals, integer support)
 # and the trie KL go through the shared scorer.
@@ -39,25 +35,10 @@ SETTINGS = FidelitySettings(num_samples=8, batch_size=4, max_new_tokens=6, digit
 def tiny(tmp_path_factory, one_torch_thread):
     """The tiny model with a fitted global temperature and an ATS head trained on the soft-target KL."""
     root = tmp_path_factory.mktemp("treeshare")
-    save_tiny_record(root)
-    write_jsonl(root / "train.jsonl", [{"spec": s.to_dict()} for s in TRAIN_PROMPTS])
+    save_tiny_baselines(root)
     for split, specs in TEST_SETS.items():
         write_jsonl(root / f"{split}.jsonl", [{"spec": s.to_dict()} for s in specs])
-    fit = fit_global_temperature(model_record_path=root / "model.json", prompts_path=root / "train.jsonl",
-                                 settings=dict(num_train_prompts=3, target=dict(decimals=1, max_bins=16), xatol=0.05),
-                                 out_json=root / "temperature.json", device="cpu", threads=1)
-    assert fit.temperature != 1.0  # a fit that returned the base model would compare base with itself
-    train_ats(model_record_path=root / "model.json", loss="kl", prompts_path=root / "train.jsonl",
-              settings=dict(head_size=16, lr=0.05, steps=4, batch_size=3, target=dict(decimals=1, max_bins=16)),
-              head_out=root / "head.pt", record_out=root / "head.json", log_csv=root / "ats_log.csv",
-              device="cpu", threads=1)
-    assert json.loads((root / "head.json").read_text())["temperature_mean"] != 1.0
     return root
-
-
-def variant_files(root):
-    return {"base": {}, "temperature": {"temperature": root / "temperature.json"},
-            "ats_kl": {"ats_head": root / "head.pt"}}
 
 
 def outputs(out, variant):
@@ -93,7 +74,7 @@ class Counting:
 def test_shared_tree_writes_what_separate_runs_write(tiny, tmp_path, monkeypatch):
     test_sets = {split: tiny / f"{split}.jsonl" for split in TEST_SETS}
     counter = Counting(monkeypatch)
-    for variant, files in variant_files(tiny).items():
+    for variant, files in tiny_baseline_files(tiny).items():
         files_out = outputs(tmp_path / "separate", variant)
         evaluate_fidelity(model_record_path=tiny / "model.json", adapter_dir=None, variant=variant,
                           test_sets=test_sets, settings=SETTINGS, prompts_csv=files_out.prompts_csv,
@@ -101,8 +82,8 @@ def test_shared_tree_writes_what_separate_runs_write(tiny, tmp_path, monkeypatch
                           threads=1, variant_files=files)
     separate_rows, separate_head_prefixes = counter.reset()
     frames = evaluate_fidelity_transforms(
-        model_record_path=tiny / "model.json", variants=variant_files(tiny), test_sets=test_sets,
-        settings=SETTINGS, outputs={v: outputs(tmp_path / "shared", v) for v in variant_files(tiny)}, threads=1)
+        model_record_path=tiny / "model.json", variants=tiny_baseline_files(tiny), test_sets=test_sets,
+        settings=SETTINGS, outputs={v: outputs(tmp_path / "shared", v) for v in tiny_baseline_files(tiny)}, threads=1)
 
     # The decoder ran over each prompt's tree once, not once per variant, and so did the base head.
     assert counter.rows > 0 and counter.rows * 3 == separate_rows

@@ -73,6 +73,36 @@ def save_tiny_record(root: Path) -> Path:
     return record
 
 
+def save_tiny_baselines(root: Path) -> None:
+    """`save_tiny_record` plus the two fitted logit transforms of base on `TRAIN_PROMPTS`: a global
+    temperature and an ATS head trained on the soft-target KL (their files: `tiny_baseline_files`)."""
+    import json
+
+    from cft.baselines.ats import train_ats
+    from cft.baselines.temperature import fit_global_temperature
+    from cft.io import write_jsonl
+
+    save_tiny_record(root)
+    write_jsonl(root / "train.jsonl", [{"spec": s.to_dict()} for s in TRAIN_PROMPTS])
+    target = dict(decimals=1, max_bins=16)
+    fit = fit_global_temperature(model_record_path=root / "model.json", prompts_path=root / "train.jsonl",
+                                 settings=dict(num_train_prompts=3, target=target, xatol=0.05),
+                                 out_json=root / "temperature.json", device="cpu", threads=1)
+    # A fit that returned the base model would compare base with itself.
+    assert fit.temperature != 1.0
+    train_ats(model_record_path=root / "model.json", loss="kl", prompts_path=root / "train.jsonl",
+              settings=dict(head_size=16, lr=0.05, steps=4, batch_size=3, target=target),
+              head_out=root / "head.pt", record_out=root / "head.json", log_csv=root / "ats_log.csv",
+              device="cpu", threads=1)
+    assert json.loads((root / "head.json").read_text())["temperature_mean"] != 1.0
+
+
+def tiny_baseline_files(root: Path) -> dict[str, dict[str, Path]]:
+    """Each variant's input files after `save_tiny_baselines`, as the shared jobs take them (``{}`` for base)."""
+    return {"base": {}, "temperature": {"temperature": root / "temperature.json"},
+            "ats_kl": {"ats_head": root / "head.pt"}}
+
+
 def eval_loss(trainer, batch) -> float:
     """The trainer's loss on a fixed batch, without dropout and without touching its gradients."""
     trainer.model.eval()

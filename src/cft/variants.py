@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from cft.devices import use_threads
@@ -333,18 +332,33 @@ def greedy_is_base(kind: VariantKind) -> bool:
     return kind.name == "base" or (kind.transforms_logits and kind.rank_preserving)
 
 
-def decoder_heads(model, variants: Mapping[str, Mapping[str, Any]]) -> HeadFanout:
-    """One `HeadFanout` for ``variants`` (name -> input files, ``{}`` for base), all of them the base
-    decoder with at most a transformed output head (`shares_base_decoder`), in their order."""
-    transforms = []
+@dataclass(frozen=True)
+class HeadVariant:
+    """One variant of a job that scores base and its logit transforms on one loaded base model."""
+
+    name: str
+    kind: VariantKind
+    head: nn.Module
+
+
+def head_variants(model, variants: Mapping[str, Mapping[str, Any]]) -> list[HeadVariant]:
+    """``variants`` (name -> input files, ``{}`` for base) with their kinds and output heads on the
+    base ``model``, in their order; each must be the base decoder with at most a transformed output
+    head (`shares_base_decoder`)."""
+    resolved = []
     for name, files in variants.items():
         kind = resolve_kind(name, files)
         if not shares_base_decoder(kind):
             raise ValueError(f"variant {name!r} of kind {kind.name!r} is not the base decoder with another "
                              "output head: evaluate it on its own")
-        head = variant_head(model, kind, files)
-        transforms.append(head.transform if isinstance(head, TransformedHead) else None)
-    return HeadFanout(model.get_output_embeddings(), transforms)
+        resolved.append(HeadVariant(name, kind, variant_head(model, kind, files)))
+    return resolved
+
+
+def decoder_heads(model, variants: Sequence[HeadVariant]) -> HeadFanout:
+    """One `HeadFanout` of the `head_variants` ``variants`` on the base ``model``, in their order."""
+    return HeadFanout(model.get_output_embeddings(),
+                      [v.head.transform if isinstance(v.head, TransformedHead) else None for v in variants])
 
 
 @contextmanager

@@ -52,8 +52,7 @@ from cft.prompting.ssot import EXACT_SKIPPED, format_ssot_prompt, parse_ssot_sam
 from cft.prompts import PromptSpec
 from cft.targets import TargetSection
 from cft.trie import TokenTrie
-from cft.variants import (VariantKind, open_variant, output_head, resolve_kind, sampling_backend,
-                          shares_base_decoder, variant_head)
+from cft.variants import VariantKind, head_variants, open_variant, output_head, sampling_backend
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +285,10 @@ def evaluate_fidelity_transforms(*, model_record_path: str | Path, variants: Map
                           backend=settings.backend)
     model_record, tokenizer, model = opened.record, opened.tokenizer, opened.model
     runs = []
-    for name, files in variants.items():
-        kind = resolve_kind(name, files)
-        if not shares_base_decoder(kind):
-            raise ValueError(f"variant {name!r} of kind {kind.name!r} is not the base decoder with another "
-                             "output head: evaluate it on its own (evaluate_fidelity)")
-        run = VariantRun(name, kind, replace(settings, backend=sampling_backend(name, kind, settings.backend)),
-                         head=variant_head(model, kind, files))
+    for variant in head_variants(model, variants):
+        run = VariantRun(variant.name, variant.kind,
+                         replace(settings, backend=sampling_backend(variant.name, variant.kind, settings.backend)),
+                         head=variant.head)
         add_sampler(run, model, tokenizer, model_record, None)
         runs.append(run)
     evaluate_runs(model, tokenizer, model_record, runs, test_sets)

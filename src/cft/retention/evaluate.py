@@ -22,7 +22,7 @@ from cft.retention.calibration import brier_score, choice_probabilities, expecte
 from cft.retention.perplexity import perplexity_rows
 from cft.retention.scoring import GreedyGenerator, LoglikelihoodScorer
 from cft.retention.tasks import GenerationItem, MultipleChoiceItem, get_task, item_from_dict, load_items
-from cft.variants import decoder_heads, greedy_is_base, open_variant, output_head, resolve_kind, variant_head
+from cft.variants import decoder_heads, greedy_is_base, head_variants, open_variant, output_head
 
 log = logging.getLogger(__name__)
 
@@ -178,19 +178,19 @@ def evaluate_tinybench_shared(*, model_record_path: str | Path, variants: Mappin
     opened = open_variant(model_record_path, "base", evaluation="tinybench", device=device, threads=threads)
     model_record, tokenizer, model, chat = opened.record, opened.tokenizer, opened.model, opened.chat
     use_chat = settings["use_chat_template"]
-    fanout = decoder_heads(model, variants)
-    own_heads = {name: variant_head(model, resolve_kind(name, files), files) for name, files in variants.items()}
+    resolved = head_variants(model, variants)
+    fanout = decoder_heads(model, resolved)
     examples: dict[str, dict[str, list]] = {name: {} for name in variants}
     for task_name, items in items_by_task(items_path).items():
         task = get_task(task_name)
         if task.kind == "generation":
             prompts = [item.prompt for item in items]
             decoded: dict[str, list[str]] = {}
-            for name, files in variants.items():
-                shared = greedy_is_base(resolve_kind(name, files))
+            for variant in resolved:
+                name, shared = variant.name, greedy_is_base(variant.kind)
                 key = "base" if shared else name
                 if key not in decoded:
-                    with output_head(model, model.get_output_embeddings() if shared else own_heads[name]):
+                    with output_head(model, model.get_output_embeddings() if shared else variant.head):
                         decoded[key] = GreedyGenerator(model, tokenizer, chat, max_new_tokens=settings["max_new_tokens"],
                                                        batch_size=settings["batch_size"],
                                                        use_chat_template=use_chat).generate(prompts)
@@ -255,7 +255,7 @@ def evaluate_perplexity_shared(*, model_record_path: str | Path, variants: Mappi
     if set(outputs) != set(variants):
         raise ValueError(f"outputs for {sorted(outputs)} but variants {sorted(variants)}")
     opened = open_variant(model_record_path, "base", evaluation="perplexity", device=device, threads=threads)
-    with output_head(opened.model, decoder_heads(opened.model, variants)):
+    with output_head(opened.model, decoder_heads(opened.model, head_variants(opened.model, variants))):
         per_head = perplexity_rows(opened.model, opened.tokenizer, root, settings["slices"], settings)
     return {name: write_perplexity(opened.record["name"], name, rows, settings, stand_in, outputs[name]["slices"])
             for name, rows in zip(variants, per_head, strict=True)}

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cft.devices import use_threads
 from cft.evaluation.sampling import HFSampler, SamplingParams, VLLMSampler, sample_seeds
