@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of scripts next to src/, not an installed package
 
-from bench import bench_exact, bench_ssot, bench_targets, bench_training, bench_workflow, gpu_check, run_all  # noqa: E402
+from bench import bench_exact, bench_ssot, bench_targets, bench_training, bench_vocab, bench_workflow, gpu_check, run_all  # noqa: E402
 from bench.common import Goal, ModelShape, model_shape, training_step_flops  # noqa: E402
 from cft.evaluation.metrics import w1_to_target  # noqa: E402
 from cft.evaluation.parsing import ParsedSample  # noqa: E402
@@ -200,3 +200,10 @@ def test_gpu_check_counts_the_draws_that_picked_differently():
     # apart at the first; one ends where the other goes on (1 alike, then the end against "b").
     texts, reference = ["ab", "abc", "xy", "a"], ["ab", "abd", "zy", "ab"]
     assert gpu_check.differing_draws(texts, reference) == (3, 3 + 3 + 2 + 0 + 1)
+
+
+def test_vocab_bench_times_both_heads_after_checking_they_agree():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 5000, bias=False)
+    times = bench_vocab.head_times(head, repeats=1)
+    assert set(times) == {"full", "blocked"} and all(seconds > 0 for seconds in times.values())

@@ -26,6 +26,7 @@ import torch
 from transformers import DynamicCache
 
 from cft.evaluation.metrics import w1_between_pmfs
+from cft.logits import is_plain_head, selected_log_probs
 from cft.targets import SOFT_TARGET, OutputSpace, continuous_window, sample_indices
 from cft.trie import TokenTrie
 
@@ -204,21 +205,24 @@ class PromptScorer:
             for start in range(0, len(prefixes), self.head_rows):
                 stop = min(start + self.head_rows, len(prefixes))
                 chunk = hidden[start:stop]
-                if base is None:
-                    chunk_logits = [head(chunk) for head in heads]
-                else:
-                    # What TransformedHead.forward computes, transform(hidden, head(hidden)), with
-                    # head(hidden) computed once for all heads.
-                    base_logits = base(chunk)
-                    chunk_logits = [base_logits if head is base else head.transform(chunk, base_logits)
-                                    for head in heads]
                 # The flat token list is grouped by prefix, so this chunk's entries are one slice.
                 lo, hi = offsets[start], offsets[stop]
-                rows = flat_rows[lo:hi] - start
-                for result, raw in zip(results, chunk_logits):
-                    logits = self._softcap_logits(raw).float().div(temperature)
-                    log_normalizer = torch.logsumexp(logits, dim=-1)
-                    picked = logits[rows, flat_tokens[lo:hi]] - log_normalizer[rows]
+                rows, chunk_tokens = flat_rows[lo:hi] - start, flat_tokens[lo:hi]
+                base_logits = None
+                for result, head in zip(results, heads):
+                    if is_plain_head(head):
+                        picked = selected_log_probs(chunk, head.weight, rows, chunk_tokens, softcap=self._softcap,
+                                                    temperature=temperature)
+                    else:
+                        if base is None:
+                            raw = head(chunk)
+                        else:
+                            # What TransformedHead.forward computes, transform(hidden, head(hidden)), with
+                            # head(hidden) computed once for all heads.
+                            base_logits = base(chunk) if base_logits is None else base_logits
+                            raw = head.transform(chunk, base_logits)
+                        logits = self._softcap_logits(raw).float().div(temperature)
+                        picked = logits[rows, chunk_tokens] - torch.logsumexp(logits, dim=-1)[rows]
                     result[lo:hi] = picked.double().cpu().numpy()
         return [np.split(result, offsets[1:-1]) for result in results]
 
