@@ -7,7 +7,8 @@ method runs in its own process (`--method`), so that its peak RSS is its own.
 Per method it alternates, batch by batch, two steps that compute the same loss on the same batch:
 
 * ours: `CalibrationTrainer.training_step`, which reads the decoder's hidden states at the L + 1
-  answer positions only and projects just those onto the vocabulary (`answer_logits`);
+  answer positions only and reads just the scored tokens' log-probabilities there, normalized over
+  the vocabulary in blocks (`cft.training.losses.answer_hidden`, `head_log_probs`);
 * naive: what the paper's code does, the model's plain forward with full-vocabulary logits at every
   position of every row, then the same loss (for hard targets: cross-entropy over the whole sequence
   with the prompt masked, as `model(input_ids, labels=...)` computes it).
@@ -43,7 +44,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cft.training.losses import shared_prefix_length, soft_target_kl
+from cft.training.losses import log_probs_at, shared_prefix_length, soft_target_kl
 
 from bench.common import (
     Goal,
@@ -79,8 +80,9 @@ def naive_loss(trainer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
     if trainer.method == "soft":
         picked = logits.gather(1, batch["positions"].unsqueeze(-1).expand(-1, -1, logits.size(-1)))
-        return soft_target_kl(picked, batch["target_ids"], batch["target_probs"], batch["step_mask"],
-                              trainer.config.temperature, trainer.config.epsilon)
+        children = log_probs_at(picked, batch["target_ids"], trainer.config.temperature)
+        return soft_target_kl(children, batch["target_ids"], batch["target_probs"], batch["step_mask"],
+                              trainer.config.epsilon)
     # Labels over the whole sequence: -100 on the prompt and padding, the answer tokens where the
     # gathered step reads them. Every position's logits enter the cross-entropy.
     labels = torch.full(batch["input_ids"].shape, -100, dtype=torch.long, device=logits.device)
@@ -107,8 +109,9 @@ def naive_step(trainer, batch_items) -> float:
     return time.perf_counter() - start
 
 
-def run_method(method: str, args: argparse.Namespace) -> dict:
-    """Time `args.steps` steps of each kind for one method in this process."""
+def make_trainer(method: str, args: argparse.Namespace, steps: int):
+    """The method's trainer (LoRA on the model of ``args``, in this process, at ``args.threads``) and
+    ``steps`` batches of the first epoch, one step each."""
     from cft.models import load_model, load_tokenizer, resolve_model_dir
     from cft.training import TrainConfig
     from cft.training.data import epoch_batches
@@ -119,13 +122,18 @@ def run_method(method: str, args: argparse.Namespace) -> dict:
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, args.dtype, args.device)
     specs = select_prompts(args.prompts)
-    needed = args.steps + 1  # one warm-up step
-    config = TrainConfig(method=method, epochs=-(-needed * BATCH_SIZE // len(specs)), batch_size=BATCH_SIZE,
+    config = TrainConfig(method=method, epochs=-(-steps * BATCH_SIZE // len(specs)), batch_size=BATCH_SIZE,
                          lr=2e-4, samples_per_prompt=1, checkpoint_every=10_000)
     with tempfile.TemporaryDirectory() as out:
         trainer = get_method(method).trainer(model, tokenizer, specs, config, out, progress=False)
     batches = epoch_batches(trainer.family_ids, seed=config.seed, epoch=0, batch_size=BATCH_SIZE)
-    batches = [batches[i % len(batches)] for i in range(needed)]
+    return trainer, [batches[i % len(batches)] for i in range(steps)]
+
+
+def run_method(method: str, args: argparse.Namespace) -> dict:
+    """Time `args.steps` steps of each kind for one method in this process."""
+    needed = args.steps + 1  # one warm-up step
+    trainer, batches = make_trainer(method, args, needed)
 
     # Same batch, same weights, no dropout: the naive loss must equal ours (before any update).
     batch = make_batch(trainer, batches[0])

@@ -23,7 +23,7 @@ from cft.evaluation.parsing import ParsedSample  # noqa: E402
 from cft.prompts import PromptSpec  # noqa: E402
 from cft.training import TrainConfig  # noqa: E402
 from cft.training.data import Example, collate  # noqa: E402
-from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl  # noqa: E402
+from cft.training.losses import answer_hidden, hard_target_ce, head_log_probs, soft_target_kl  # noqa: E402
 
 
 def tiny_llama(vocab_size: int = 50):
@@ -70,7 +70,7 @@ def test_goal_verdicts():
 
 @pytest.mark.parametrize("method", ["soft", "hard"])
 def test_naive_loss_equals_gathered_loss(method):
-    """The bench's baseline computes the trainer's loss, only the expensive way."""
+    """The benches' baselines compute the trainer's loss, only the expensive ways."""
     model = tiny_llama()
     steps = [(np.array([4, 5]), np.array([0.7, 0.3])), (np.array([9]), np.array([1.0])),
              (np.array([2, 3, 7]), np.array([0.2, 0.3, 0.5]))]
@@ -80,12 +80,18 @@ def test_naive_loss_equals_gathered_loss(method):
     batch = collate(examples, pad_id=0, eos_id=7)
     trainer = SimpleNamespace(model=model, method=method, config=TrainConfig(method=method))
     with torch.no_grad():
-        logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+        hidden = answer_hidden(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
         if soft:
-            ours = soft_target_kl(logits, batch["target_ids"], batch["target_probs"], batch["step_mask"])
+            children = head_log_probs(model, hidden, batch["target_ids"])
+            ours = soft_target_kl(children, batch["target_ids"], batch["target_probs"], batch["step_mask"])
         else:
-            ours = hard_target_ce(logits, batch["labels"])
+            labels = batch["labels"]
+            ours = hard_target_ce(head_log_probs(model, hidden, labels.unsqueeze(-1)).squeeze(-1), labels)
         naive = bench_training.naive_loss(trainer, batch)
+        if soft:
+            # bench_vocab's pre-issue-29 loss (full logits at the answer positions) is the same loss too.
+            full_logits = bench_vocab.full_logits_soft_loss(trainer, batch)
+            assert full_logits.item() == pytest.approx(ours.item(), rel=1e-5)
     assert naive.item() == pytest.approx(ours.item(), rel=1e-5)
 
 

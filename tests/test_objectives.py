@@ -36,7 +36,8 @@ from cft.training import (
 )
 from cft.training.data import Example, collate
 from cft.training.exact_digit import EOS
-from cft.training.fullsupport import collate_tries, node_weights, select_nodes, tree_logits, trie_example
+from cft.training.fullsupport import collate_tries, node_weights, select_nodes, tree_hidden, trie_example
+from cft.training.losses import log_probs_at
 from cft.trie import TokenTrie
 
 EOS_ID = 0
@@ -68,12 +69,13 @@ def test_full_trie_loss_is_the_expected_one_path_loss(seed):
         path = trie.path_nodes(int(atom))
         example = Example([1], trie.sequence(int(atom)), trie.path_targets(int(atom)))
         batch = collate([example], pad_id=EOS_ID, eos_id=EOS_ID)
-        one_path = soft_target_kl(node_logits[path].unsqueeze(0), batch["target_ids"], batch["target_probs"],
-                                  batch["step_mask"])
+        children = log_probs_at(node_logits[path].unsqueeze(0), batch["target_ids"])
+        one_path = soft_target_kl(children, batch["target_ids"], batch["target_probs"], batch["step_mask"])
         expected += trie.probs[atom] * one_path.item()
 
     batch = collate_tries([trie_example([1], trie, None)], pad_id=EOS_ID)
-    full = full_support_kl(node_logits.unsqueeze(0), batch["target_ids"], batch["target_probs"], batch["node_weight"])
+    children = log_probs_at(node_logits.unsqueeze(0), batch["target_ids"])
+    full = full_support_kl(children, batch["target_ids"], batch["target_probs"], batch["node_weight"])
     assert full.item() == pytest.approx(expected, rel=1e-6)
     assert batch["node_weight"].sum().item() == pytest.approx(1.0)
 
@@ -112,7 +114,7 @@ def test_tree_packed_logits_equal_plain_logits():
         examples.append((prompt, TokenTrie.from_output_space(space, tokenizer), space))
     packed = [trie_example(prompt, trie, 20) for prompt, trie, _ in examples]
     with torch.no_grad():
-        logits = tree_logits(model, collate_tries(packed, pad_id=eos))
+        logits = model.get_output_embeddings()(tree_hidden(model, collate_tries(packed, pad_id=eos)))
     for row, ((prompt, trie, _), example) in enumerate(zip(examples, packed)):
         nodes = select_nodes(node_weights(trie), 20)
         for j, node in enumerate(nodes.tolist()):

@@ -35,6 +35,7 @@ from cft.training import (
     soft_target_kl,
     train,
 )
+from cft.training.losses import log_probs_at
 from cft.training.data import Example, balanced_order, collate, epoch_batches, steps_per_epoch
 from tiny_models import TRAIN_PROMPTS, char_tokenizer, eval_loss, tiny_llama
 
@@ -77,14 +78,14 @@ def test_soft_loss_equals_hand_computed_kl():
 
     first = (kl([1.0, 0.5, -1.0, 0.0], {0: 0.25, 1: 0.75}) + kl([0.2, 2.0, 0.0, -0.5], {3: 1.0})) / 2
     second = kl([0.0, 0.0, 3.0, 1.0], {2: 0.5, 3: 0.5})
-    loss = soft_target_kl(logits, target_ids, target_probs, step_mask, temperature=temperature)
+    loss = soft_target_kl(log_probs_at(logits, target_ids, temperature), target_ids, target_probs, step_mask)
     assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
 
 
 def test_soft_loss_floors_tiny_targets_at_epsilon():
     logits = torch.zeros(1, 1, 3)
     ids, mask = torch.tensor([[[0, 1]]]), torch.tensor([[True]])
-    loss = soft_target_kl(logits, ids, torch.tensor([[[1.0, 0.0]]]), mask, epsilon=0.1)
+    loss = soft_target_kl(log_probs_at(logits, ids), ids, torch.tensor([[[1.0, 0.0]]]), mask, epsilon=0.1)
     q = np.array([1.0, 0.1]) / 1.1
     assert loss.item() == pytest.approx(float(np.sum(q * (np.log(q) - np.log(1 / 3)))), rel=1e-6)
 
@@ -96,8 +97,8 @@ def test_soft_loss_is_lower_for_target_aligned_logits():
     aligned = torch.full((1, 1, 12), -20.0)
     aligned[0, 0, [3, 7, 9]] = torch.log(probs[0, 0])
     random_logits = torch.randn(1, 1, 12, generator=torch.Generator().manual_seed(0))
-    assert soft_target_kl(aligned, ids, probs, mask).item() < 1e-6
-    assert soft_target_kl(random_logits, ids, probs, mask).item() > 0.1
+    assert soft_target_kl(log_probs_at(aligned, ids), ids, probs, mask).item() < 1e-6
+    assert soft_target_kl(log_probs_at(random_logits, ids), ids, probs, mask).item() > 0.1
 
 
 def test_soft_loss_runs_in_float32_for_bf16_logits():
@@ -105,9 +106,10 @@ def test_soft_loss_runs_in_float32_for_bf16_logits():
     ids = torch.randint(0, 50, (2, 3, 4), generator=torch.Generator().manual_seed(2))
     probs = torch.full((2, 3, 4), 0.25)
     mask = torch.ones(2, 3, dtype=torch.bool)
-    low = soft_target_kl(logits.bfloat16(), ids, probs, mask)
+    low = soft_target_kl(log_probs_at(logits.bfloat16(), ids), ids, probs, mask)
     assert low.dtype == torch.float32
-    assert low.item() == pytest.approx(soft_target_kl(logits.bfloat16().float(), ids, probs, mask).item())
+    assert low.item() == pytest.approx(soft_target_kl(log_probs_at(logits.bfloat16().float(), ids), ids, probs,
+                                                       mask).item())
 
 
 def test_hard_loss_masks_the_prompt():
@@ -125,7 +127,8 @@ def test_hard_loss_masks_the_prompt():
     reference = F.cross_entropy(full_logits[:, :-1].flatten(0, 1), full_labels[:, 1:].flatten(), ignore_index=-100)
 
     gathered = full_logits.gather(1, batch["positions"].unsqueeze(-1).expand(-1, -1, 40))
-    loss = hard_target_ce(gathered, batch["labels"])
+    labels = batch["labels"]
+    loss = hard_target_ce(log_probs_at(gathered, labels.unsqueeze(-1)).squeeze(-1), labels)
     assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
 
     perturbed = full_logits.clone()
@@ -133,7 +136,8 @@ def test_hard_loss_masks_the_prompt():
     perturbed[1, :1] -= 50.0
     perturbed[1, 5:] += 7.0     # after eos and padding
     regathered = perturbed.gather(1, batch["positions"].unsqueeze(-1).expand(-1, -1, 40))
-    assert hard_target_ce(regathered, batch["labels"]).item() == pytest.approx(loss.item(), rel=1e-6)
+    relabelled = hard_target_ce(log_probs_at(regathered, labels.unsqueeze(-1)).squeeze(-1), labels)
+    assert relabelled.item() == pytest.approx(loss.item(), rel=1e-6)
     # Token-weighted: 3 + 4 supervised tokens, each weighs 1/7.
     per_token = F.cross_entropy(gathered.flatten(0, 1), batch["labels"].flatten(), reduction="none", ignore_index=-100)
     assert loss.item() == pytest.approx(per_token.sum().item() / 7, rel=1e-6)
@@ -193,7 +197,8 @@ def test_shared_prefix_forward_gives_the_unshared_loss_and_gradients():
             hidden = decoder_hidden_after(model, batch["input_ids"], batch["attention_mask"], prefix=0)
             picked = hidden.gather(1, batch["positions"].unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
             logits = model.get_output_embeddings()(picked).float()
-        loss = hard_target_ce(logits, batch["labels"])
+        labels = batch["labels"]
+        loss = hard_target_ce(log_probs_at(logits, labels.unsqueeze(-1)).squeeze(-1), labels)
         loss.backward()
         return logits.detach(), loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 

@@ -4,11 +4,17 @@ A fitted global temperature (`GlobalTemperature`) and an Adaptive Temperature Sc
 (`cft.baselines.ats.ATSHead`) are transforms. `with_logit_transform` installs one as the model's output
 embeddings, so that everything computing logits goes through it: the model's own forward and
 ``generate``, `cft.evaluation.sampling.HFSampler`, `cft.evaluation.exact.PromptScorer` and
-`cft.training.losses.answer_logits` (the last two call ``get_output_embeddings()`` on the decoder's
+`cft.training.losses` (the last two call ``get_output_embeddings()`` on the decoder's
 hidden states). This module sits below both `cft.variants` and `cft.baselines`, which import it.
+
+It also reads log-probabilities of a bias-free head in blocks of the vocabulary, never holding
+[positions, vocab]: `selected_log_probs` for the exact scorer (no gradients), `blocked_log_probs` for
+the training losses (exact gradients, temperature transforms included through `blocked_head`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,6 +51,11 @@ class GlobalTemperature(nn.Module):
 
     def forward(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return logits if self.temperature == 1.0 else logits / self.temperature
+
+    def logit_scale(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The per-position multiplier of the logits that `blocked_log_probs` applies (None for 1)."""
+        return None if self.temperature == 1.0 else hidden.new_full(hidden.shape[:-1], 1 / self.temperature,
+                                                                   dtype=torch.float32)
 
 
 def with_logit_transform(model, transform: nn.Module):
@@ -98,6 +109,18 @@ def is_plain_head(head: nn.Module) -> bool:
     return isinstance(head, nn.Linear) and head.bias is None
 
 
+def blocked_head(head: nn.Module) -> tuple[torch.Tensor, Any] | None:
+    """``(weight, logit_scale)`` for a head whose logits are ``logit_scale(hidden) * (hidden @ weight.T)``
+    (``logit_scale`` None for a plain head): a bias-free linear head, alone or followed by a transform
+    with a ``logit_scale`` (the temperature transforms), which `blocked_log_probs` reads in vocabulary
+    blocks. None for any other head."""
+    if is_plain_head(head):
+        return head.weight, None
+    if isinstance(head, TransformedHead) and is_plain_head(head.head) and hasattr(head.transform, "logit_scale"):
+        return head.head.weight, head.transform.logit_scale
+    return None
+
+
 def selected_log_probs(hidden: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor, *,
                        softcap: float | None = None, temperature: float = 1.0,
                        vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
@@ -123,6 +146,86 @@ def selected_log_probs(hidden: torch.Tensor, weight: torch.Tensor, rows: torch.T
         inside = (tokens >= begin) & (tokens < begin + vocab_chunk)
         chosen[inside] = block[rows[inside], tokens[inside] - begin]
     return chosen - (maximum + torch.log(total))[rows]
+
+
+class _BlockedLogNormalizer(torch.autograd.Function):
+    """``logsumexp_v softcap(scale_n * (hidden @ weight.T)_nv) / temperature`` per row n, in fp32, over blocks
+    of the vocabulary. The backward recomputes each block (d lse / d logits = softmax), so neither pass
+    holds more than one [rows, block] tensor."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, scale, softcap, temperature, vocab_chunk):
+        maximum = torch.full((hidden.size(0),), -torch.inf, device=hidden.device)
+        total = torch.zeros(hidden.size(0), device=hidden.device)
+        for begin in range(0, weight.size(0), vocab_chunk):
+            block, _ = _scaled_block(hidden, weight[begin:begin + vocab_chunk], scale, softcap, temperature)
+            block_maximum = torch.maximum(maximum, block.amax(-1))
+            total = total * torch.exp(maximum - block_maximum) + torch.exp(block - block_maximum[:, None]).sum(-1)
+            maximum = block_maximum
+        log_normalizer = maximum + torch.log(total)
+        ctx.save_for_backward(hidden, weight, scale, log_normalizer)
+        ctx.softcap, ctx.temperature, ctx.vocab_chunk = softcap, temperature, vocab_chunk
+        return log_normalizer
+
+    @staticmethod
+    def backward(ctx, grad_log_normalizer):
+        hidden, weight, scale, log_normalizer = ctx.saved_tensors
+        wants_hidden, wants_weight, wants_scale = ctx.needs_input_grad[:3]
+        grad_hidden = torch.zeros(hidden.shape, device=hidden.device) if wants_hidden else None
+        grad_weight = torch.empty(weight.shape, device=weight.device) if wants_weight else None
+        grad_scale = torch.zeros(scale.shape, device=scale.device) if wants_scale else None
+        hidden32 = hidden.float()
+        for begin in range(0, weight.size(0), ctx.vocab_chunk):
+            rows = weight[begin:begin + ctx.vocab_chunk]
+            block, (raw, squash) = _scaled_block(hidden, rows, scale, ctx.softcap, ctx.temperature)
+            # d lse / d block = softmax; back through the temperature and the soft-cap to scale * raw.
+            grad = torch.exp(block - log_normalizer[:, None]) * (grad_log_normalizer / ctx.temperature)[:, None]
+            if squash is not None:
+                grad = grad * (1 - squash * squash)
+            if wants_scale:
+                grad_scale += (grad * raw).sum(-1)
+            if scale is not None:
+                grad = grad * scale[:, None]
+            if wants_hidden:
+                grad_hidden += grad @ rows.float()
+            if wants_weight:
+                grad_weight[begin:begin + ctx.vocab_chunk] = grad.T @ hidden32
+        return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),
+                None if grad_weight is None else grad_weight.to(weight.dtype), grad_scale, None, None, None)
+
+
+def _scaled_block(hidden, rows, scale, softcap, temperature):
+    """One block of ``softcap(scale * (hidden @ rows.T)) / temperature`` in fp32, with the fp32 matmul
+    result and the soft-cap's tanh (None without one) that the backward needs."""
+    raw = (hidden @ rows.T).float()
+    scaled = raw if scale is None else raw * scale[:, None]
+    squash = None
+    if softcap is not None:
+        squash = torch.tanh(scaled / softcap)
+        scaled = squash * softcap
+    return scaled / temperature, (raw, squash)
+
+
+def blocked_log_probs(hidden: torch.Tensor, weight: torch.Tensor, token_ids: torch.Tensor, *,
+                   scale: torch.Tensor | None = None, softcap: float | None = None, temperature: float = 1.0,
+                   vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
+    """``log_softmax(softcap(scale * (hidden @ weight.T)) / temperature)`` read at ``token_ids``, in fp32,
+    differentiable in ``hidden``, ``weight`` and ``scale`` and never holding [positions, vocab].
+
+    hidden [..., d]; token_ids [..., C] (entries must be valid ids); scale [...] a per-position
+    multiplier of the logits (a temperature transform's, `logit_scale`), None for 1. The selected
+    logits come from the gathered rows of ``weight`` under autograd; the log-normalizer from
+    `_BlockedLogNormalizer`."""
+    lead = hidden.shape[:-1]
+    flat_hidden = hidden.reshape(-1, hidden.size(-1))
+    flat_scale = None if scale is None else scale.reshape(-1).float()
+    log_normalizer = _BlockedLogNormalizer.apply(flat_hidden, weight, flat_scale, softcap, temperature, vocab_chunk)
+    chosen = torch.einsum("...d,...cd->...c", hidden, weight[token_ids]).float()
+    if scale is not None:
+        chosen = chosen * scale.float()[..., None]
+    if softcap is not None:
+        chosen = torch.tanh(chosen / softcap) * softcap
+    return chosen / temperature - log_normalizer.reshape(lead)[..., None]
 
 
 def logits_by_head(logits: torch.Tensor) -> torch.Tensor:

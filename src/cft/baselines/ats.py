@@ -47,7 +47,7 @@ from cft.logits import with_logit_transform
 from cft.models import ChatOptions, encode_prompt, format_prompt, load_frozen_base
 from cft.targets import TargetSection, sample_index
 from cft.training.data import Example, collate, epoch_batches
-from cft.training.losses import answer_logits, soft_target_kl
+from cft.training.losses import answer_hidden, answer_logits, head_log_probs, soft_target_kl
 from cft.trie import TokenTrie
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class ATSHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() * self.inverse_temperature(hidden)
+
+    def logit_scale(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The per-position multiplier of the logits that `cft.logits.blocked_log_probs` applies."""
+        return self.inverse_temperature(hidden).squeeze(-1).float()
 
 
 def save_ats_head(head: ATSHead, path: str | Path, record: Mapping[str, Any]) -> None:
@@ -222,10 +226,13 @@ def train_ats(*, model_record_path: str | Path, loss: str, prompts_path: str | P
     for step in range(settings.steps):
         batch = {k: v.to(device) for k, v in collate(source.batch(step), pad_id=pad_id,
                                                         eos_id=tokenizer.eos_token_id).items()}
-        logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
         if loss == "kl":
-            value = soft_target_kl(logits, batch["target_ids"], batch["target_probs"], batch["step_mask"])
+            hidden = answer_hidden(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+            children = head_log_probs(model, hidden, batch["target_ids"])
+            value = soft_target_kl(children, batch["target_ids"], batch["target_probs"], batch["step_mask"])
         else:
+            # The smoothing loss reads every entry (the top token and the mean over the vocabulary).
+            logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["positions"])
             value = selective_smoothing_loss(logits, batch["labels"], alpha=settings.alpha)
         optimizer.zero_grad(set_to_none=True)
         value.backward()

@@ -3,7 +3,14 @@ matching and exact-digit soft targets. Importing the package registers every met
 (`cft.training.methods.METHODS`)."""
 
 from cft.training.config import TrainConfig
-from cft.training.losses import answer_logits, full_support_kl, hard_target_ce, soft_target_kl
+from cft.training.losses import (
+    answer_hidden,
+    answer_logits,
+    full_support_kl,
+    hard_target_ce,
+    head_log_probs,
+    soft_target_kl,
+)
 from cft.training.trainer import (
     CalibrationTrainer,
     HardTargetTrainer,
@@ -20,6 +27,7 @@ from cft.training.methods import METHODS, register_method  # noqa: E402
 
 __all__ = [
     "METHODS", "CalibrationTrainer", "DigitLaw", "FullSupportTrainer", "HardTargetTrainer", "SoftTargetTrainer",
-    "StaleRunError", "TrainConfig", "TrainingAlreadyDone", "answer_logits", "exact_digit_path", "full_support_kl",
-    "hard_target_ce", "register_method", "soft_target_kl", "train", "train_from_workflow",
+    "StaleRunError", "TrainConfig", "TrainingAlreadyDone", "answer_hidden", "answer_logits", "exact_digit_path",
+    "full_support_kl", "hard_target_ce", "head_log_probs", "register_method", "soft_target_kl", "train",
+    "train_from_workflow",
 ]

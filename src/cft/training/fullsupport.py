@@ -39,7 +39,7 @@ import torch
 
 from cft.targets import SOFT_TARGET
 from cft.styles import OKABE_ITO, Style
-from cft.training.losses import full_support_kl
+from cft.training.losses import full_support_kl, head_log_probs
 from cft.training.methods import register_method
 from cft.training.trainer import CalibrationTrainer, paper_trie
 from cft.trie import TokenTrie
@@ -153,11 +153,11 @@ def collate_tries(examples: Sequence[TrieExample], *, pad_id: int) -> dict[str, 
     }
 
 
-def tree_logits(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """float32 logits [B, N, V] at the packed nodes, equal to the logits of prompt + prefix.
+def tree_hidden(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The decoder's last hidden states [B, N, d] at the packed nodes, equal to those of prompt + prefix.
 
-    The model's attention must take a 4D mask (sdpa or eager). Only the node rows go through the
-    vocabulary-sized head.
+    The model's attention must take a 4D mask (sdpa or eager). Only the node rows go on to the
+    vocabulary-sized head (`cft.training.losses.head_log_probs`).
     """
     attention = model.config._attn_implementation
     if attention not in ("sdpa", "eager"):
@@ -168,12 +168,7 @@ def tree_logits(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], attention_mask=mask,
                      use_cache=False).last_hidden_state
     positions = batch["node_positions"]
-    picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-    logits = model.get_output_embeddings()(picked)
-    softcap = getattr(model.config, "final_logit_softcapping", None)
-    if softcap is not None:
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits.float()
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
 
 
 class FullSupportTrainer(CalibrationTrainer):
@@ -195,9 +190,10 @@ class FullSupportTrainer(CalibrationTrainer):
         return collate_tries(examples, pad_id=self.pad_id)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = tree_logits(self.model, batch)
-        return full_support_kl(logits, batch["target_ids"], batch["target_probs"], batch["node_weight"],
-                               self.config.temperature, self.config.epsilon)
+        children = head_log_probs(self.model, tree_hidden(self.model, batch), batch["target_ids"],
+                                  self.config.temperature)
+        return full_support_kl(children, batch["target_ids"], batch["target_probs"], batch["node_weight"],
+                               self.config.epsilon)
 
 
 register_method("fullsupport", FullSupportTrainer, paper_trie,

@@ -1,11 +1,15 @@
-"""The two training losses and the logits they read.
+"""The training losses and the log-probabilities they read.
 
-Both losses see logits only at the L + 1 answer positions of each example. Those are gathered from
-the decoder's hidden states before the LM head, so the full-vocabulary projection is never computed
-over the prompt: with a 49k-262k vocabulary that projection would dominate memory and time.
+Every loss reads log-probabilities only at the L + 1 answer positions of each example, and only of
+the tokens it scores there (the trie node's children, the sampled token). `answer_hidden` gathers
+those positions' decoder states before the LM head, so nothing is projected over the prompt, and
+`head_log_probs` normalizes over the vocabulary in blocks (`cft.logits.blocked_log_probs`, exact in
+value and gradient), so no [positions, vocab] logits are held: at Gemma 3's 262k entries a
+[8, 12, V] fp32 tensor and its gradient would be 200 MB a step, at the full-support loss's
+thousands of trie nodes gigabytes.
 
 Every training prompt starts with the same tokens (the chat template's system turn and the words up
-to the family name: about a third of a batch's real tokens on SmolLM2). `answer_logits` runs that
+to the family name: about a third of a batch's real tokens on SmolLM2). `answer_hidden` runs that
 shared prefix through the decoder once per batch, as a batch-1 forward whose keys and values every
 row then attends to; gradients flow back through them into the prefix's LoRA weights, so the loss
 and its gradients are those of the unshared forward.
@@ -17,26 +21,59 @@ in the third significant digit (reference: structured-sampling.md sections 5.3 a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
 
+from cft.logits import blocked_head, blocked_log_probs
 
-def answer_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+
+def answer_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   positions: torch.Tensor) -> torch.Tensor:
-    """float32 logits [B, S, V] at `positions` [B, S], equal to the model's full logits there.
+    """The decoder's last hidden states [B, S, d] at `positions` [B, S], those of the model's forward.
 
     Works for a plain causal LM and for a PEFT-wrapped one (both resolve get_decoder and
     get_output_embeddings to the underlying modules, LoRA layers included).
     """
     prefix = shared_prefix_length(input_ids, attention_mask, positions)
     hidden = decoder_hidden_after(model, input_ids, attention_mask, prefix)
-    picked = hidden.gather(1, (positions - prefix).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-    logits = model.get_output_embeddings()(picked)
-    # Gemma-2-style models squash logits; the model's own forward would apply this too.
+    return hidden.gather(1, (positions - prefix).unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+
+
+def head_log_probs(model, hidden: torch.Tensor, token_ids: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """fp32 ``log_softmax(logits / temperature)`` at ``token_ids`` [..., C] for the model's logits at
+    ``hidden`` [..., d] (its output head and soft-capping). -1 entries (padding) read token 0.
+
+    A bias-free head, alone or with a temperature transform, is normalized in vocabulary blocks; any
+    other head's full logits are computed.
+    """
+    token_ids = token_ids.clamp_min(0)
+    head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
+    blocked = blocked_head(head)
+    if blocked is None:
+        return log_probs_at(softcapped(head(hidden), softcap), token_ids, temperature)
+    weight, logit_scale = blocked
+    scale = None if logit_scale is None else logit_scale(hidden)
+    return blocked_log_probs(hidden, weight, token_ids, scale=scale, softcap=softcap, temperature=temperature)
+
+
+def answer_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+    """float32 logits [B, S, V] at `positions` [B, S], equal to the model's full logits there. For a
+    loss that needs every entry (the ATS smoothing loss); the others read `head_log_probs`."""
+    hidden = answer_hidden(model, input_ids, attention_mask, positions)
+    return softcapped(model.get_output_embeddings()(hidden), getattr(model.config, "final_logit_softcapping", None))
+
+
+def softcapped(logits: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """fp32 logits after Gemma-2-style soft-capping, which the model's own forward applies too."""
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     return logits.float()
+
+
+def log_probs_at(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """fp32 ``log_softmax(logits / temperature)`` [..., V] read at ``token_ids`` [..., C] (-1 reads 0)."""
+    return torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, token_ids.clamp_min(0))
 
 
 # Below this many shared tokens the extra forward call costs more than the rows' repeats of the prefix.
@@ -69,74 +106,70 @@ def decoder_hidden_after(model, input_ids: torch.Tensor, attention_mask: torch.T
 
 
 def soft_target_kl(
-    answer_logits: torch.Tensor,
+    children_log_probs: torch.Tensor,
     target_ids: torch.Tensor,
     target_probs: torch.Tensor,
     step_mask: torch.Tensor,
-    temperature: float = 1.0,
     epsilon: float = 1e-8,
 ) -> torch.Tensor:
-    """Forward KL(q || softmax(z / temperature)) per step, averaged over steps, then over examples.
+    """Forward KL(q || p) per step, averaged over steps, then over examples.
 
-    answer_logits [B, S, V]; target_ids [B, S, C] (children of the trie node, -1 = padding);
-    target_probs [B, S, C]; step_mask [B, S] (False on padded steps).
-
-    The model distribution is normalized over the full vocabulary, so mass on tokens that are not
-    children is penalized through the normalization. Targets are floored at epsilon and
-    renormalized over the real children. Each step of an example weighs the same, and so does each
-    example, whatever its length (the paper's weighting).
+    children_log_probs [B, S, C]: the model's log-probabilities of the trie node's children, normalized
+    over the full vocabulary (`head_log_probs`), so mass on tokens that are not children is penalized
+    through the normalization; target_ids [B, S, C] (-1 = padding); target_probs [B, S, C];
+    step_mask [B, S] (False on padded steps). Targets are floored at epsilon and renormalized over the
+    real children. Each step of an example weighs the same, and so does each example, whatever its
+    length (the paper's weighting).
     """
-    per_step = soft_target_step_kl(answer_logits, target_ids, target_probs, temperature, epsilon)
+    per_step = soft_target_step_kl(children_log_probs, target_ids, target_probs, epsilon)
     steps = step_mask.float()
     per_example = (per_step * steps).sum(-1) / steps.sum(-1)
     return per_example.mean()
 
 
 def soft_target_step_kl(
-    answer_logits: torch.Tensor,
+    children_log_probs: torch.Tensor,
     target_ids: torch.Tensor,
     target_probs: torch.Tensor,
-    temperature: float = 1.0,
     epsilon: float = 1e-8,
 ) -> torch.Tensor:
-    """KL(q || softmax(z / temperature)) at every step [..., ] of `soft_target_kl`'s layout, unreduced.
+    """KL(q || p) at every step [...] of `soft_target_kl`'s layout, unreduced.
 
-    answer_logits [..., V]; target_ids [..., C] (-1 = padding); target_probs [..., C]. A step with
-    no children at all (pure padding) gives 0.
+    children_log_probs, target_ids (-1 = padding) and target_probs [..., C]. A step with no children
+    at all (pure padding) gives 0.
     """
-    log_p = torch.log_softmax(answer_logits.float() / temperature, dim=-1)
     is_child = target_ids >= 0
     q = torch.where(is_child, target_probs.float().clamp_min(epsilon), 0.0)
     q = q / q.sum(-1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
-    log_p_children = log_p.gather(-1, target_ids.clamp_min(0))
     # xlogy(q, q) is 0 where q is 0, so padded children contribute nothing (and no NaN gradients).
-    return (torch.special.xlogy(q, q) - q * log_p_children).sum(-1)
+    return (torch.special.xlogy(q, q) - q * children_log_probs.float()).sum(-1)
 
 
 def full_support_kl(
-    node_logits: torch.Tensor,
+    children_log_probs: torch.Tensor,
     target_ids: torch.Tensor,
     target_probs: torch.Tensor,
     node_weight: torch.Tensor,
-    temperature: float = 1.0,
     epsilon: float = 1e-8,
 ) -> torch.Tensor:
     """sum_s w(s) KL(q_s || p_s) over the trie nodes of each example, averaged over examples.
 
-    node_logits [B, N, V] at N trie nodes; target_ids / target_probs [B, N, C] their children;
+    children_log_probs [B, N, C] at N trie nodes; target_ids / target_probs [B, N, C] their children;
     node_weight [B, N] (0 on padding). With w(s) = sum over the atoms i whose path passes through s
     of pi_i / (L_i + 1) and every node present, this is exactly the expectation over the target of
     `soft_target_kl`'s one-path loss (cft.training.fullsupport documents the weighting).
     """
-    per_node = soft_target_step_kl(node_logits, target_ids, target_probs, temperature, epsilon)
+    per_node = soft_target_step_kl(children_log_probs, target_ids, target_probs, epsilon)
     return (per_node * node_weight.float()).sum(-1).mean()
 
 
-def hard_target_ce(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def hard_target_ce(label_log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the sampled answer's tokens (value tokens then eos), averaged over tokens.
 
-    answer_logits [..., V] and labels [...] are aligned: labels[i] is the token that the logits at
-    i should predict, -100 where nothing is supervised (prompt, padding). Unlike the soft loss this
-    is a mean over all supervised tokens of the batch, as in the paper.
+    label_log_probs [...] is the log-probability of labels [...] at each answer position
+    (`head_log_probs` with ``labels.unsqueeze(-1)``, squeezed), -100 where nothing is supervised
+    (prompt, padding). Unlike the soft loss this is a mean over all supervised tokens of the batch,
+    as in the paper.
     """
-    return F.cross_entropy(answer_logits.float().flatten(0, -2), labels.flatten(), ignore_index=-100)
+    supervised = labels != -100
+    return -label_log_probs.float()[supervised].sum() / supervised.sum()

@@ -66,7 +66,7 @@ from cft.training.config import RUN_CONTROL_KEYS, TrainConfig
 from cft.training.data import Example, collate, epoch_batches, steps_per_epoch
 from cft.training.distributed import (barrier, data_parallel, is_main_process, mean_across_processes,
                                       sum_across_processes, world)
-from cft.training.losses import answer_logits, hard_target_ce, soft_target_kl
+from cft.training.losses import answer_hidden, hard_target_ce, head_log_probs, soft_target_kl
 from cft.training.methods import get_method, register_method
 from cft.trie import TokenTrie
 
@@ -486,9 +486,10 @@ class SoftTargetTrainer(CalibrationTrainer):
         return Example(self.prompt_ids[prompt_index], value_ids, steps)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = answer_logits(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
-        return soft_target_kl(logits, batch["target_ids"], batch["target_probs"], batch["step_mask"],
-                              self.config.temperature, self.config.epsilon)
+        hidden = answer_hidden(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+        children = head_log_probs(self.model, hidden, batch["target_ids"], self.config.temperature)
+        return soft_target_kl(children, batch["target_ids"], batch["target_probs"], batch["step_mask"],
+                              self.config.epsilon)
 
 
 class HardTargetTrainer(CalibrationTrainer):
@@ -506,8 +507,9 @@ class HardTargetTrainer(CalibrationTrainer):
         return Example(self.prompt_ids[prompt_index], self.tokenizer.encode(value, add_special_tokens=False))
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = answer_logits(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
-        loss = hard_target_ce(logits, batch["labels"])
+        hidden = answer_hidden(self.model, batch["input_ids"], batch["attention_mask"], batch["positions"])
+        labels = batch["labels"]
+        loss = hard_target_ce(head_log_probs(self.model, hidden, labels.unsqueeze(-1)).squeeze(-1), labels)
         if self.world_size == 1:
             return loss
         # A mean over this process's tokens; DDP averages the processes' gradients. Weighted by the
