@@ -87,7 +87,7 @@ def test_paper_dry_run_lists_the_matrix(repo_root):
     ("config/paper_recipe_smollm2.yaml", {"prepare_model": 1, "train_adapter": 2, "evaluate_curve": 2,
                                           "evaluate_generalization": 3, "tab_fidelity_comparisons": 1}),
     # SmolLM2 and Gemma 3 270M: the matrix and the curves per model, the groups left to the default
-    ("config/second_model_gemma3.yaml", {"prepare_model": 2, "train_adapter": 4, "evaluate_curve": 4,
+    ("config/second_model_gemma3.yaml", {"prepare_model": 2, "train_adapter": 4, "evaluate_curve": 2,
                                          "evaluate_generalization": None, "tab_fidelity_comparisons": 1}),
     # the remedy: soft alone, on every train prompt, against base
     ("config/distinct_prompts.yaml", {"prepare_model": 1, "train_adapter": 1, "evaluate_curve": 1,
