@@ -150,48 +150,70 @@ def selected_log_probs(hidden: torch.Tensor, weight: torch.Tensor, rows: torch.T
 
 class _BlockedLogNormalizer(torch.autograd.Function):
     """``logsumexp_v softcap(scale_n * (hidden @ weight.T)_nv) / temperature`` per row n, in fp32, over blocks
-    of the vocabulary. The backward recomputes each block (d lse / d logits = softmax), so neither pass
-    holds more than one [rows, block] tensor."""
+    of the vocabulary, never holding more than one [rows, block] tensor.
+
+    d lse / d logits is the softmax, so the gradients to the hidden states and to the scale are
+    softmax-weighted sums over the vocabulary: ``sum_v p_v c_v weight_v`` and ``sum_v p_v c_v raw_v``
+    (``c_v`` the soft-cap's derivative). The forward accumulates both beside the logsumexp, rescaled
+    with the running maximum like the sum itself, so the backward needs no second pass over the head
+    for them: one matmul per block instead of a recomputed block plus one. Only a trained head's
+    gradient, [vocab, d], is recomputed block by block in the backward."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, scale, softcap, temperature, vocab_chunk):
-        maximum = torch.full((hidden.size(0),), -torch.inf, device=hidden.device)
-        total = torch.zeros(hidden.size(0), device=hidden.device)
+    def forward(ctx, hidden, weight, scale, softcap, temperature, vocab_chunk, wants_input_grads):
+        rows_count = hidden.size(0)
+        maximum = torch.full((rows_count,), -torch.inf, device=hidden.device)
+        total = torch.zeros(rows_count, device=hidden.device)
+        weighted_rows = torch.zeros(rows_count, hidden.size(1), device=hidden.device) if wants_input_grads else None
+        wants_raw = wants_input_grads and scale is not None
+        weighted_raw = torch.zeros(rows_count, device=hidden.device) if wants_raw else None
         for begin in range(0, weight.size(0), vocab_chunk):
-            block, _ = _scaled_block(hidden, weight[begin:begin + vocab_chunk], scale, softcap, temperature)
+            rows = weight[begin:begin + vocab_chunk]
+            block, (raw, squash) = _scaled_block(hidden, rows, scale, softcap, temperature)
             block_maximum = torch.maximum(maximum, block.amax(-1))
-            total = total * torch.exp(maximum - block_maximum) + torch.exp(block - block_maximum[:, None]).sum(-1)
+            rescale = torch.exp(maximum - block_maximum)
+            unnormalized = torch.exp(block - block_maximum[:, None])
+            total = total * rescale + unnormalized.sum(-1)
             maximum = block_maximum
+            if wants_input_grads:
+                if squash is not None:
+                    unnormalized = unnormalized * (1 - squash * squash)
+                weighted_rows = weighted_rows * rescale[:, None] + unnormalized @ rows.float()
+                if wants_raw:
+                    weighted_raw = weighted_raw * rescale + (unnormalized * raw).sum(-1)
         log_normalizer = maximum + torch.log(total)
-        ctx.save_for_backward(hidden, weight, scale, log_normalizer)
+        if wants_input_grads:
+            weighted_rows = weighted_rows / total[:, None]
+        if wants_raw:
+            weighted_raw = weighted_raw / total
+        ctx.save_for_backward(hidden, weight, scale, log_normalizer, weighted_rows, weighted_raw)
         ctx.softcap, ctx.temperature, ctx.vocab_chunk = softcap, temperature, vocab_chunk
         return log_normalizer
 
     @staticmethod
     def backward(ctx, grad_log_normalizer):
-        hidden, weight, scale, log_normalizer = ctx.saved_tensors
+        hidden, weight, scale, log_normalizer, weighted_rows, weighted_raw = ctx.saved_tensors
         wants_hidden, wants_weight, wants_scale = ctx.needs_input_grad[:3]
-        grad_hidden = torch.zeros(hidden.shape, device=hidden.device) if wants_hidden else None
-        grad_weight = torch.empty(weight.shape, device=weight.device) if wants_weight else None
-        grad_scale = torch.zeros(scale.shape, device=scale.device) if wants_scale else None
-        hidden32 = hidden.float()
-        for begin in range(0, weight.size(0), ctx.vocab_chunk):
-            rows = weight[begin:begin + ctx.vocab_chunk]
-            block, (raw, squash) = _scaled_block(hidden, rows, scale, ctx.softcap, ctx.temperature)
-            # d lse / d block = softmax; back through the temperature and the soft-cap to scale * raw.
-            grad = torch.exp(block - log_normalizer[:, None]) * (grad_log_normalizer / ctx.temperature)[:, None]
-            if squash is not None:
-                grad = grad * (1 - squash * squash)
-            if wants_scale:
-                grad_scale += (grad * raw).sum(-1)
-            if scale is not None:
-                grad = grad * scale[:, None]
-            if wants_hidden:
-                grad_hidden += grad @ rows.float()
-            if wants_weight:
-                grad_weight[begin:begin + ctx.vocab_chunk] = grad.T @ hidden32
-        return (None if grad_hidden is None else grad_hidden.to(hidden.dtype),
-                None if grad_weight is None else grad_weight.to(weight.dtype), grad_scale, None, None, None)
+        per_row = grad_log_normalizer / ctx.temperature
+        grad_scale = per_row * weighted_raw if wants_scale else None
+        grad_hidden = None
+        if wants_hidden:
+            grad_hidden = per_row if scale is None else per_row * scale
+            grad_hidden = (grad_hidden[:, None] * weighted_rows).to(hidden.dtype)
+        grad_weight = None
+        if wants_weight:
+            grad_weight = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
+            hidden32 = hidden.float()
+            for begin in range(0, weight.size(0), ctx.vocab_chunk):
+                block, (_, squash) = _scaled_block(hidden, weight[begin:begin + ctx.vocab_chunk], scale,
+                                                   ctx.softcap, ctx.temperature)
+                grad = torch.exp(block - log_normalizer[:, None]) * per_row[:, None]
+                if squash is not None:
+                    grad = grad * (1 - squash * squash)
+                if scale is not None:
+                    grad = grad * scale[:, None]
+                grad_weight[begin:begin + ctx.vocab_chunk] = (grad.T @ hidden32).to(weight.dtype)
+        return grad_hidden, grad_weight, grad_scale, None, None, None, None
 
 
 def _scaled_block(hidden, rows, scale, softcap, temperature):
@@ -219,7 +241,10 @@ def blocked_log_probs(hidden: torch.Tensor, weight: torch.Tensor, token_ids: tor
     lead = hidden.shape[:-1]
     flat_hidden = hidden.reshape(-1, hidden.size(-1))
     flat_scale = None if scale is None else scale.reshape(-1).float()
-    log_normalizer = _BlockedLogNormalizer.apply(flat_hidden, weight, flat_scale, softcap, temperature, vocab_chunk)
+    # The softmax-weighted sums for the input gradients cost a matmul per block: only when asked for.
+    wants_input_grads = torch.is_grad_enabled() and (hidden.requires_grad or (scale is not None and scale.requires_grad))
+    log_normalizer = _BlockedLogNormalizer.apply(flat_hidden, weight, flat_scale, softcap, temperature, vocab_chunk,
+                                                 wants_input_grads)
     chosen = torch.einsum("...d,...cd->...c", hidden, weight[token_ids]).float()
     if scale is not None:
         chosen = chosen * scale.float()[..., None]
