@@ -153,7 +153,8 @@ def stand_in_note(models: list[dict]) -> str:
     packaged = [m["name"] for m in models if m["source"].startswith("packaged:")]
     if not packaged:
         return ""
-    return (f"\n{', '.join(packaged)}: packaged 4-bit GGUF de-quantized offline "
+    # Two short lines: one long line overflows the narrow figures (two model names, then the caveat).
+    return (f"\n{', '.join(packaged)}: packaged 4-bit GGUF de-quantized offline\n"
             "(a stand-in close to, not identical with, the published weights)")
 
 
